@@ -1,0 +1,1 @@
+"""Stock-IT pipeline: producer, stream processor, alert engine and their pure logic."""

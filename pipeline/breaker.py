@@ -1,0 +1,65 @@
+"""Circuit-breaker state machine per symbol — pure logic, the clock is passed in.
+
+CLOSED -> OPEN on a CIRCUIT_BREAKER alert.  OPEN -> HALF_OPEN once ``open_seconds`` have passed.
+HALF_OPEN -> OPEN on a new breach (CIRCUIT_BREAKER); HALF_OPEN -> CLOSED once trading has been
+normal — no CIRCUIT_BREAKER or PRICE_SPIKE — for ``probation_seconds``.  A PRICE_SPIKE while
+HALF_OPEN restarts the probation.  A CIRCUIT_BREAKER while OPEN restarts the open period.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import msgspec
+
+CLOSED, HALF_OPEN, OPEN = "CLOSED", "HALF_OPEN", "OPEN"
+STATE_VALUE = {CLOSED: 0, HALF_OPEN: 1, OPEN: 2}
+
+
+@dataclass(frozen=True)
+class BreakerPolicy:
+    open_seconds: float = 300.0
+    probation_seconds: float = 60.0
+
+
+class BreakerState(msgspec.Struct, frozen=True):
+    """One symbol's breaker. ``since`` is when it entered ``state``; ``last_event`` when the
+    probation last restarted; ``last_alert_id`` makes re-applying the same alert a no-op."""
+
+    symbol: str
+    state: str = CLOSED
+    since: float = 0.0
+    last_event: float = 0.0
+    trips: int = 0
+    last_alert_id: Optional[str] = None
+
+
+def on_alert(b: BreakerState, alert_type: str, alert_id: str, now: float, policy: BreakerPolicy) -> BreakerState:
+    """The breaker after an alert of ``alert_type`` at ``now``."""
+    b = advance(b, now, policy)
+    if alert_id == b.last_alert_id:
+        return b
+    if alert_type == "CIRCUIT_BREAKER":
+        trips = b.trips + (b.state != OPEN)
+        return BreakerState(b.symbol, OPEN, now, now, trips, alert_id)
+    if alert_type == "PRICE_SPIKE" and b.state == HALF_OPEN:
+        return replace_struct(b, last_event=now, last_alert_id=alert_id)
+    return b
+
+
+def advance(b: BreakerState, now: float, policy: BreakerPolicy) -> BreakerState:
+    """Apply the timed transitions that are due at ``now``."""
+    if b.state == OPEN and now - b.since >= policy.open_seconds:
+        b = replace_struct(b, state=HALF_OPEN, since=b.since + policy.open_seconds,
+                           last_event=b.since + policy.open_seconds)
+    if b.state == HALF_OPEN and now - b.last_event >= policy.probation_seconds:
+        b = replace_struct(b, state=CLOSED, since=b.last_event + policy.probation_seconds)
+    return b
+
+
+def replace_struct(b: BreakerState, **changes) -> BreakerState:
+    return msgspec.structs.replace(b, **changes)
+
+
+__all__ = ["BreakerPolicy", "BreakerState", "on_alert", "advance", "CLOSED", "HALF_OPEN", "OPEN", "STATE_VALUE",
+           "replace_struct"]

@@ -1,0 +1,50 @@
+"""Alert deduplication policy — pure logic; the Redis adapter stores what it decides.
+
+One alert per (alert_type, symbol) within a TTL window (CIRCUIT_BREAKER 300 s, PRICE_SPIKE 60 s,
+VOLUME_SPIKE 30 s by default).  The window's key holds the id of the alert that opened it, so an
+alert seen again after a restart is recognised as itself, not suppressed as its own duplicate.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping, Optional
+
+DEFAULT_TTLS = {"CIRCUIT_BREAKER": 300.0, "PRICE_SPIKE": 60.0, "VOLUME_SPIKE": 30.0}
+FALLBACK_TTL = 60.0
+
+
+@dataclass(frozen=True)
+class DedupPolicy:
+    ttls: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_TTLS))
+
+    def ttl(self, alert_type: str) -> float:
+        return self.ttls.get(alert_type, FALLBACK_TTL)
+
+    @staticmethod
+    def key(alert_type: str, symbol: str) -> str:
+        return f"{alert_type}:{symbol}"
+
+    @staticmethod
+    def is_duplicate(holder: Optional[str], alert_id: str) -> bool:
+        """``holder`` is the alert id that owns the open window (None: no window open)."""
+        return holder is not None and holder != alert_id
+
+
+class InMemoryDedup:
+    """The same policy over a dict and an injected clock: for tests and the replay tool."""
+
+    def __init__(self, policy: DedupPolicy):
+        self.policy = policy
+        self.windows: dict[str, tuple[str, float]] = {}
+
+    def check(self, alert_type: str, symbol: str, alert_id: str, now: float) -> bool:
+        """True when the alert is a duplicate; otherwise it opens (or owns) the window."""
+        key = self.policy.key(alert_type, symbol)
+        held = self.windows.get(key)
+        if held is not None and held[1] <= now:
+            held = None
+        if self.policy.is_duplicate(held[0] if held else None, alert_id):
+            return True
+        if held is None:
+            self.windows[key] = (alert_id, now + self.policy.ttl(alert_type))
+        return False

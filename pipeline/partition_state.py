@@ -1,0 +1,207 @@
+"""Everything the processor knows about one Kafka partition — pure logic, no I/O.
+
+Per symbol: open candle windows, rolling statistics for the anomaly rules, and a ticker (last
+price, day open/high/low/volume).  Per partition: the newest event time (the watermark source for
+quiet symbols) and running counters.  ``apply`` takes one trade; finalized candles and alerts
+collect in ``candles`` and ``alerts`` until the caller drains them.  ``to_bytes``/``from_bytes``
+make the checkpoint that lets a restarted processor continue exactly where the last one stopped.
+
+Watermark of a symbol = max(its own newest event time, partition newest event time - grace): a
+symbol closes its own windows, and a quiet one follows its partition one grace period behind.
+In a lull with no trades, ``tick(idle_seconds)`` lets the wall clock move the partition on.
+"""
+from __future__ import annotations
+
+from typing import Iterable
+
+import msgspec
+
+from pipeline.events import Alert, Candle, Trade
+from pipeline.rolling import RollingStats
+from pipeline.rules import RuleBook, evaluate
+from pipeline.windows import SymbolWindows, check_sizes
+
+_DAY = 86400.0
+_NEG_INF = float("-inf")
+
+
+class Ticker:
+    """Latest price and day statistics of one symbol (by event time, UTC day)."""
+
+    __slots__ = ("price", "prev_price", "day", "day_open", "high", "low", "volume", "count", "ts")
+
+    def __init__(self):
+        self.price = self.prev_price = self.day_open = self.high = self.low = self.volume = 0.0
+        self.day = -1.0
+        self.count = 0
+        self.ts = 0.0
+
+    def add(self, ts: float, price: float, quantity: float) -> None:
+        day = ts - ts % _DAY
+        if day > self.day:
+            self.day, self.day_open, self.high, self.low, self.volume = day, price, price, price, 0.0
+        if ts >= self.ts:
+            self.prev_price = self.price or price
+            self.price = price
+            self.ts = ts
+        if price > self.high:
+            self.high = price
+        if price < self.low:
+            self.low = price
+        self.volume += quantity
+        self.count += 1
+
+    def snapshot(self, symbol: str) -> dict:
+        change = self.price - self.day_open
+        return {
+            "symbol": symbol, "price": self.price, "prev_price": self.prev_price, "open": self.day_open,
+            "high": self.high, "low": self.low, "volume": self.volume, "trade_count": self.count,
+            "change": change, "change_pct": change / self.day_open * 100.0 if self.day_open else 0.0,
+            "ts": self.ts,
+        }
+
+    def to_state(self) -> list:
+        return [self.price, self.prev_price, self.day, self.day_open, self.high, self.low, self.volume,
+                self.count, self.ts]
+
+    @classmethod
+    def from_state(cls, s: list) -> "Ticker":
+        t = cls()
+        (t.price, t.prev_price, t.day, t.day_open, t.high, t.low, t.volume, t.count, t.ts) = s
+        return t
+
+
+class SymbolState:
+    __slots__ = ("windows", "rolling", "ticker", "last_time", "next_close")
+
+    def __init__(self, windows: SymbolWindows, rolling: RollingStats, ticker: Ticker, last_time: float):
+        self.windows = windows
+        self.rolling = rolling
+        self.ticker = ticker
+        self.last_time = last_time
+        self.next_close = _next_close(windows)
+
+
+def _next_close(w: SymbolWindows) -> float:
+    """The watermark at which this symbol next has a window to finalize."""
+    return min(w.closed_through[s] + s for s in w.sizes) + w.grace if any(w.open.values()) else float("inf")
+
+
+class PartitionState:
+    """Windows, rolling statistics, tickers and counters of one partition."""
+
+    def __init__(self, sizes: Iterable[int], grace: float, rules: RuleBook):
+        self.sizes = check_sizes(sizes)
+        self.grace = grace
+        self.rules = rules
+        self.symbols: dict[str, SymbolState] = {}
+        self.partition_time = _NEG_INF
+        self.idle_time = _NEG_INF  # partition time pushed on by the wall clock in a lull
+        self.counters = {"trades": 0, "volume": 0.0, "notional": 0.0, "alerts": 0, "late": 0, "invalid": 0,
+                         "candles": 0}
+        self.candles: list[Candle] = []
+        self.alerts: list[Alert] = []
+        self._min_next_close = float("inf")
+
+    # --- the hot path ----------------------------------------------------------------------
+    def apply(self, trade: Trade) -> bool:
+        """Fold one trade in. Returns False when it is late (stored, counted, not folded in)."""
+        ts = trade.ts
+        sym = self.symbols.get(trade.symbol)
+        if sym is None:
+            sym = self._new_symbol(trade.symbol, ts)
+        if ts > sym.last_time:
+            sym.last_time = ts
+        if ts > self.partition_time:
+            self.partition_time = ts
+            if ts - self.grace >= self._min_next_close:
+                self._finalize_quiet(ts - self.grace)
+        wm = sym.last_time
+        if wm >= sym.next_close:
+            self._finalize(sym, wm)
+        windows = sym.windows
+        if windows.is_late(ts):
+            self.counters["late"] += 1
+            return False
+        cfg = self.rules.for_symbol(trade.symbol)
+        alerts = evaluate(trade, sym.rolling, cfg)
+        if alerts:
+            self.alerts.extend(alerts)
+            self.counters["alerts"] += len(alerts)
+        sym.rolling.add(trade.price, trade.quantity)
+        is_new_window = sym.next_close == float("inf")
+        windows.add(ts, trade.price, trade.quantity, trade.side == "BUY")
+        if is_new_window:
+            sym.next_close = _next_close(windows)
+            if sym.next_close < self._min_next_close:
+                self._min_next_close = sym.next_close
+        sym.ticker.add(ts, trade.price, trade.quantity)
+        c = self.counters
+        c["trades"] += 1
+        c["volume"] += trade.quantity
+        c["notional"] += trade.price * trade.quantity
+        return True
+
+    def tick(self, idle_seconds: float) -> None:
+        """A lull: no trade for ``idle_seconds`` of wall time. Let time move on so candles close."""
+        if self.partition_time == _NEG_INF or idle_seconds <= self.grace:
+            return
+        t = self.partition_time + idle_seconds
+        if t > self.idle_time:
+            self.idle_time = t
+            for sym in self.symbols.values():
+                if t >= sym.next_close:
+                    self._finalize(sym, t)
+            self._min_next_close = min((s.next_close for s in self.symbols.values()), default=float("inf"))
+
+    def drain(self) -> tuple[list[Candle], list[Alert]]:
+        candles, alerts = self.candles, self.alerts
+        self.candles, self.alerts = [], []
+        return candles, alerts
+
+    # --- internals ---------------------------------------------------------------------------
+    def _new_symbol(self, symbol: str, ts: float) -> SymbolState:
+        cfg = self.rules.for_symbol(symbol)
+        sym = SymbolState(SymbolWindows(symbol, self.sizes, self.grace), RollingStats(cfg.rolling_window), Ticker(),
+                          ts)
+        self.symbols[symbol] = sym
+        return sym
+
+    def _finalize(self, sym: SymbolState, watermark: float) -> None:
+        done = sym.windows.finalize(watermark)
+        if done:
+            self.candles.extend(done)
+            self.counters["candles"] += len(done)
+        sym.next_close = _next_close(sym.windows)
+
+    def _finalize_quiet(self, watermark: float) -> None:
+        for sym in self.symbols.values():
+            if watermark >= sym.next_close:
+                self._finalize(sym, watermark)
+        self._min_next_close = min((s.next_close for s in self.symbols.values()), default=float("inf"))
+
+    # --- checkpoint --------------------------------------------------------------------------
+    def to_bytes(self) -> bytes:
+        return msgspec.msgpack.encode({
+            "v": 1, "sizes": list(self.sizes), "grace": self.grace,
+            "partition_time": self.partition_time, "idle_time": self.idle_time, "counters": self.counters,
+            "symbols": {name: [s.windows.to_state(), s.rolling.to_state(), s.ticker.to_state(), s.last_time]
+                        for name, s in self.symbols.items()},
+        })
+
+    @classmethod
+    def from_bytes(cls, data: bytes, sizes: Iterable[int], grace: float, rules: RuleBook) -> "PartitionState":
+        d = msgspec.msgpack.decode(data)
+        if d.get("v") != 1:
+            raise ValueError(f"unknown checkpoint version {d.get('v')!r}")
+        st = cls(sizes, grace, rules)
+        if tuple(d["sizes"]) != st.sizes:
+            raise ValueError(f"checkpoint has window sizes {d['sizes']}, configuration has {list(st.sizes)}")
+        st.partition_time, st.idle_time = d["partition_time"], d["idle_time"]
+        st.counters.update(d["counters"])
+        for name, (w, r, t, last) in d["symbols"].items():
+            cfg = rules.for_symbol(name)
+            st.symbols[name] = SymbolState(SymbolWindows.from_state(name, st.sizes, grace, w),
+                                           RollingStats.from_state(cfg.rolling_window, r), Ticker.from_state(t), last)
+        st._min_next_close = min((s.next_close for s in st.symbols.values()), default=float("inf"))
+        return st

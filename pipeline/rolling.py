@@ -1,0 +1,60 @@
+"""Rolling statistics over a symbol's last N trades (price and quantity) — pure logic.
+
+Sums are kept incrementally and recomputed exactly every N additions, so floating-point drift
+from adding and subtracting cannot accumulate over a long stream.
+"""
+from __future__ import annotations
+
+from collections import deque
+
+
+class RollingStats:
+    """Mean price and mean quantity of the last ``size`` trades."""
+
+    __slots__ = ("size", "prices", "quantities", "price_sum", "qty_sum", "_since_exact")
+
+    def __init__(self, size: int = 100):
+        if size < 1:
+            raise ValueError("rolling window size must be >= 1")
+        self.size = size
+        self.prices: deque[float] = deque(maxlen=size)
+        self.quantities: deque[float] = deque(maxlen=size)
+        self.price_sum = 0.0
+        self.qty_sum = 0.0
+        self._since_exact = 0
+
+    def __len__(self) -> int:
+        return len(self.prices)
+
+    @property
+    def mean_price(self) -> float:
+        return self.price_sum / len(self.prices)
+
+    @property
+    def mean_quantity(self) -> float:
+        return self.qty_sum / len(self.quantities)
+
+    def add(self, price: float, quantity: float) -> None:
+        if len(self.prices) == self.size:
+            self.price_sum -= self.prices[0]
+            self.qty_sum -= self.quantities[0]
+        self.prices.append(price)
+        self.quantities.append(quantity)
+        self.price_sum += price
+        self.qty_sum += quantity
+        self._since_exact += 1
+        if self._since_exact >= self.size:
+            self.price_sum = sum(self.prices)
+            self.qty_sum = sum(self.quantities)
+            self._since_exact = 0
+
+    def to_state(self) -> list:
+        return [list(self.prices), list(self.quantities), self.price_sum, self.qty_sum, self._since_exact]
+
+    @classmethod
+    def from_state(cls, size: int, state: list) -> "RollingStats":
+        r = cls(size)
+        r.prices.extend(state[0][-size:])
+        r.quantities.extend(state[1][-size:])
+        r.price_sum, r.qty_sum, r._since_exact = state[2], state[3], state[4]
+        return r

@@ -1,0 +1,1 @@
+"""The local stack without Docker: Kafka, Redis and PostgreSQL from the project's own installation."""

@@ -1,0 +1,152 @@
+"""Tumbling OHLCV/VWAP windows by event time, aligned to the epoch — pure logic, no I/O.
+
+A :class:`CandleAccumulator` folds trades into one window.  :class:`SymbolWindows` keeps the open
+windows of one symbol for every window size and finalizes those whose end plus the grace period
+the watermark has passed.  Which watermark to use is the caller's decision (see
+``partition_state``); this module only answers "given this time, what is now final".
+"""
+from __future__ import annotations
+
+from typing import Iterable
+
+from pipeline.events import Candle
+
+
+def window_start(ts: float, size: int) -> float:
+    """Start of the epoch-aligned window of ``size`` seconds holding ``ts``."""
+    return ts - (ts % size)
+
+
+def check_sizes(sizes: Iterable[int]) -> tuple[int, ...]:
+    """Sorted window sizes; each must divide the next (nested windows), which ``is_late`` relies on:
+    otherwise a larger window can be final while the trade's smallest one is not, and be re-opened."""
+    sizes = tuple(sorted(sizes))
+    if not sizes or sizes[0] <= 0 or any(b % a for a, b in zip(sizes, sizes[1:])):
+        raise ValueError(f"window sizes {list(sizes)} must be positive and each divide the next "
+                         "(e.g. 60,300,900)")
+    return sizes
+
+
+class CandleAccumulator:
+    """Running OHLCV and VWAP of one window. Trades may arrive out of order within it."""
+
+    __slots__ = ("symbol", "size", "start", "open", "open_ts", "high", "low", "close", "close_ts",
+                 "volume", "pv", "count", "buy_volume", "sell_volume")
+
+    def __init__(self, symbol: str, size: int, start: float):
+        self.symbol = symbol
+        self.size = size
+        self.start = start
+        self.open = self.high = self.low = self.close = 0.0
+        self.open_ts = float("inf")
+        self.close_ts = float("-inf")
+        self.volume = self.pv = self.buy_volume = self.sell_volume = 0.0
+        self.count = 0
+
+    def add(self, ts: float, price: float, quantity: float, is_buy: bool) -> None:
+        if self.count == 0:
+            self.high = self.low = price
+        elif price > self.high:
+            self.high = price
+        elif price < self.low:
+            self.low = price
+        # open = earliest event time, close = latest; ties keep arrival order.
+        if ts < self.open_ts:
+            self.open_ts, self.open = ts, price
+        if ts >= self.close_ts:
+            self.close_ts, self.close = ts, price
+        self.volume += quantity
+        self.pv += price * quantity
+        if is_buy:
+            self.buy_volume += quantity
+        else:
+            self.sell_volume += quantity
+        self.count += 1
+
+    @property
+    def vwap(self) -> float:
+        v = self.pv / self.volume
+        # Rounding in Σp·q/Σq may step a hair outside [low, high]; VWAP never can.
+        return min(max(v, self.low), self.high)
+
+    def to_candle(self) -> Candle:
+        return Candle(self.symbol, self.size, self.start, self.start + self.size, self.open, self.high, self.low,
+                      self.close, self.volume, self.vwap, self.count, self.buy_volume, self.sell_volume)
+
+    def to_state(self) -> list:
+        return [self.start, self.open, self.open_ts, self.high, self.low, self.close, self.close_ts,
+                self.volume, self.pv, self.count, self.buy_volume, self.sell_volume]
+
+    @classmethod
+    def from_state(cls, symbol: str, size: int, s: list) -> "CandleAccumulator":
+        acc = cls(symbol, size, s[0])
+        (acc.open, acc.open_ts, acc.high, acc.low, acc.close, acc.close_ts, acc.volume, acc.pv, acc.count,
+         acc.buy_volume, acc.sell_volume) = s[1:]
+        return acc
+
+
+class SymbolWindows:
+    """Open windows of one symbol for each size, and how far each size is finalized."""
+
+    __slots__ = ("symbol", "sizes", "grace", "open", "closed_through")
+
+    def __init__(self, symbol: str, sizes: Iterable[int], grace: float):
+        self.symbol = symbol
+        self.sizes = check_sizes(sizes)
+        self.grace = grace
+        self.open: dict[int, dict[float, CandleAccumulator]] = {s: {} for s in self.sizes}
+        # Every window of that size ending at or before this time is final.
+        self.closed_through: dict[int, float] = {s: float("-inf") for s in self.sizes}
+
+    def is_late(self, ts: float) -> bool:
+        """True when the trade's smallest window is already final: it must not be folded in."""
+        size = self.sizes[0]
+        return window_start(ts, size) + size <= self.closed_through[size]
+
+    def add(self, ts: float, price: float, quantity: float, is_buy: bool) -> None:
+        for size in self.sizes:
+            start = ts - (ts % size)
+            windows = self.open[size]
+            acc = windows.get(start)
+            if acc is None:
+                acc = windows[start] = CandleAccumulator(self.symbol, size, start)
+            acc.add(ts, price, quantity, is_buy)
+
+    def finalize(self, watermark: float) -> list[Candle]:
+        """Close every window whose end + grace <= watermark, oldest first."""
+        horizon = watermark - self.grace
+        out: list[Candle] = []
+        for size in self.sizes:
+            # Every window of this size that ends by the horizon is final, even an empty one.
+            through = horizon - (horizon % size)
+            if through <= self.closed_through[size]:
+                continue
+            self.closed_through[size] = through
+            windows = self.open[size]
+            for start in sorted(windows):
+                if start + size <= through:
+                    out.append(windows.pop(start).to_candle())
+        return out
+
+    def current(self) -> list[Candle]:
+        """The newest open window of each size (what Redis shows as the live candle)."""
+        out = []
+        for size in self.sizes:
+            windows = self.open[size]
+            if windows:
+                out.append(windows[max(windows)].to_candle())
+        return out
+
+    def to_state(self) -> dict:
+        return {
+            "closed": [self.closed_through[s] for s in self.sizes],
+            "open": [[acc.to_state() for acc in self.open[s].values()] for s in self.sizes],
+        }
+
+    @classmethod
+    def from_state(cls, symbol: str, sizes: Iterable[int], grace: float, state: dict) -> "SymbolWindows":
+        w = cls(symbol, sizes, grace)
+        for size, closed, accs in zip(w.sizes, state["closed"], state["open"]):
+            w.closed_through[size] = closed
+            w.open[size] = {a[0]: CandleAccumulator.from_state(symbol, size, a) for a in accs}
+        return w

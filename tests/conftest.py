@@ -1,0 +1,80 @@
+"""Session-wide real servers for the integration and browser tests.
+
+The test session starts one Apache Kafka (KRaft), one Redis-compatible server and one
+PostgreSQL, each on a free loopback port under a temporary home, and applies the migrations.
+Set KAFKA_BOOTSTRAP_SERVERS / REDIS_URL / DATABASE_URL to run against servers of your own.
+Tests isolate themselves with per-test topic names and consumer groups (``topics`` fixture) and
+by clearing Redis and truncating the history tables (``clean_stores``).
+"""
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+
+from pipeline.settings import Settings
+
+
+def pytest_setup_options():
+    """Chrome options for dash[testing]: Debian's Chromium, headless, no network chatter."""
+    from selenium.webdriver.chrome.options import Options
+
+    options = Options()
+    options.binary_location = os.environ.get("STOCKIT_CHROMIUM", "/usr/bin/chromium")
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--no-first-run", "--window-size=1280,800"):
+        options.add_argument(flag)
+    return options
+
+
+@pytest.fixture(scope="session")
+def servers(tmp_path_factory):
+    """URLs of a running Kafka, Redis and PostgreSQL, migrated; started once per session."""
+    from pipeline.migrations import migrate
+    from pipeline.stack.servers import KafkaServer, PostgresServer, RedisServer, free_port
+
+    home = tmp_path_factory.mktemp("stack")
+    started = []
+    env = os.environ
+    try:
+        kafka = env.get("KAFKA_BOOTSTRAP_SERVERS") or started.append(KafkaServer(home, free_port()).start()) \
+            or started[-1].url
+        redis_url = env.get("REDIS_URL") or started.append(RedisServer(home, free_port()).start()) or started[-1].url
+        db = env.get("DATABASE_URL") or started.append(PostgresServer(home, free_port()).start()) or started[-1].url
+        migrate(db)
+        yield Settings.from_env({}, kafka_bootstrap_servers=kafka, redis_url=redis_url, database_url=db,
+                                home=str(home))
+    finally:
+        for s in reversed(started):
+            s.stop()
+
+
+@pytest.fixture
+def clean_stores(servers):
+    """Empty Redis and the history tables before a test."""
+    import psycopg2
+    import redis
+
+    redis.Redis.from_url(servers.redis_url).flushdb()
+    conn = psycopg2.connect(servers.database_url)
+    with conn, conn.cursor() as cur:
+        cur.execute("TRUNCATE trades, candles, alerts, outbox, processor_checkpoints")
+    conn.close()
+    return servers
+
+
+@pytest.fixture
+def topics(clean_stores):
+    """Settings with fresh topic names and consumer groups for this test, topics created."""
+    from pipeline.kafka_io import ensure_topics
+
+    tag = uuid.uuid4().hex[:8]
+    s = clean_stores.replace(
+        topic_trades=f"raw-trades-{tag}", topic_aggregates=f"trade-aggregates-{tag}",
+        topic_alerts=f"trade-alerts-{tag}", topic_deadletter=f"raw-trades-dlq-{tag}",
+        topic_webhook_deadletter=f"alert-webhooks-dlq-{tag}",
+        processor_group=f"processor-{tag}", alert_group=f"alerts-{tag}")
+    ensure_topics(s)
+    return s

@@ -1,0 +1,161 @@
+"""Anomaly rules: thresholds, precedence, history, overrides and deterministic alert ids."""
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from pipeline.events import Trade, alert_id_for
+from pipeline.rolling import RollingStats
+from pipeline.rules import RuleBook, RuleConfig, asset_class, evaluate
+
+DEFAULT = RuleConfig()
+
+
+def history(n=20, price=100.0, qty=10.0, size=100):
+    r = RollingStats(size)
+    for _ in range(n):
+        r.add(price, qty)
+    return r
+
+
+def trade(price=100.0, qty=10.0, symbol="AAPL", trade_id="t-1", side="BUY"):
+    return Trade(trade_id, symbol, price, qty, side, "NASDAQ", 1_717_000_000.0)
+
+
+# price, quantity vs a history of price 100 and quantity 10 -> alert types in order
+MOVES = [
+    ("flat", 100.0, 10.0, []),
+    ("up_4pct", 104.0, 10.0, []),
+    ("up_exactly_5pct", 105.0, 10.0, []),
+    ("up_7pct", 107.0, 10.0, ["PRICE_SPIKE"]),
+    ("down_7pct", 93.0, 10.0, ["PRICE_SPIKE"]),
+    ("up_exactly_10pct", 110.0, 10.0, ["PRICE_SPIKE"]),
+    ("up_12pct", 112.0, 10.0, ["CIRCUIT_BREAKER"]),
+    ("down_12pct", 88.0, 10.0, ["CIRCUIT_BREAKER"]),
+    ("volume_exactly_3x", 100.0, 30.0, []),
+    ("volume_3_1x", 100.0, 31.0, ["VOLUME_SPIKE"]),
+    ("volume_20x", 100.0, 200.0, ["VOLUME_SPIKE"]),
+    ("spike_and_volume", 107.0, 40.0, ["PRICE_SPIKE", "VOLUME_SPIKE"]),
+    ("breaker_and_volume", 85.0, 40.0, ["CIRCUIT_BREAKER", "VOLUME_SPIKE"]),
+]
+
+
+@pytest.mark.parametrize("price, qty, types", [m[1:] for m in MOVES], ids=[m[0] for m in MOVES])
+def test_rul001_thresholds_and_precedence(price, qty, types):
+    alerts = evaluate(trade(price, qty), history(), DEFAULT)
+    assert [a.alert_type for a in alerts] == types
+
+
+@pytest.mark.parametrize("alert_type, price, qty, severity, reference, deviation", [
+    ("CIRCUIT_BREAKER", 112.0, 10.0, "CRITICAL", 100.0, 12.0),
+    ("PRICE_SPIKE", 93.0, 10.0, "HIGH", 100.0, -7.0),
+    ("VOLUME_SPIKE", 100.0, 45.0, "MEDIUM", 10.0, 4.5),
+])
+def test_rul002_alert_fields(alert_type, price, qty, severity, reference, deviation):
+    t = trade(price, qty, trade_id="tid-77", side="SELL")
+    (a,) = evaluate(t, history(), DEFAULT)
+    assert (a.alert_type, a.severity, a.symbol, a.price, a.trade_id, a.ts, a.side, a.quantity) == \
+        (alert_type, severity, "AAPL", price, "tid-77", t.ts, "SELL", qty)
+    assert a.reference == pytest.approx(reference) and a.deviation == pytest.approx(deviation)
+    assert a.alert_id == alert_id_for("tid-77", alert_type)
+    assert "AAPL" in a.message
+
+
+@pytest.mark.parametrize("n, alerted", [(0, False), (1, False), (19, False), (20, True), (100, True)])
+def test_rul003_no_alert_before_min_history(n, alerted):
+    assert bool(evaluate(trade(150.0, 1000.0), history(n), DEFAULT)) is alerted
+
+
+def test_rul004_alert_ids_are_deterministic():
+    t = trade(120.0, 100.0, trade_id="abc")
+    first = evaluate(t, history(), DEFAULT)
+    again = evaluate(t, history(), DEFAULT)
+    assert [a.alert_id for a in first] == [a.alert_id for a in again]
+    assert len({a.alert_id for a in first}) == 2
+    other = evaluate(trade(120.0, 100.0, trade_id="abd"), history(), DEFAULT)
+    assert not {a.alert_id for a in first} & {a.alert_id for a in other}
+
+
+def test_rul005_reference_is_the_rolling_window_only():
+    r = RollingStats(100)
+    for _ in range(100):
+        r.add(50.0, 10.0)
+    for _ in range(100):  # the 50s have rolled out
+        r.add(100.0, 10.0)
+    assert evaluate(trade(104.0), r, DEFAULT) == []
+
+
+@settings(max_examples=200)
+@given(ref=st.floats(0.001, 1e6), move=st.floats(-0.9, 3.0), qty_mult=st.floats(0.01, 50))
+def test_rul006_at_most_one_price_alert_and_the_right_one(ref, move, qty_mult):
+    alerts = evaluate(trade(ref * (1 + move), 10.0 * qty_mult), history(price=ref), DEFAULT)
+    types = [a.alert_type for a in alerts]
+    dev = abs(ref * (1 + move) - ref) / ref * 100
+    assert not {"PRICE_SPIKE", "CIRCUIT_BREAKER"} <= set(types)
+    if dev > 10.0 + 1e-6:
+        assert "CIRCUIT_BREAKER" in types
+    elif 5.0 + 1e-6 < dev < 10.0 - 1e-6:
+        assert "PRICE_SPIKE" in types
+    elif dev < 5.0 - 1e-6:
+        assert not {"PRICE_SPIKE", "CIRCUIT_BREAKER"} & set(types)
+    if qty_mult > 3.0 + 1e-9:
+        assert types[-1] == "VOLUME_SPIKE"
+    elif qty_mult < 3.0 - 1e-9:
+        assert "VOLUME_SPIKE" not in types
+
+
+@pytest.mark.parametrize("symbol, cls", [
+    ("BTC-USD", "crypto"), ("ETH-USD", "crypto"), ("EUR-USD", "fx"), ("JPY-USD", "fx"), ("AAPL", "equity"),
+    ("XYZ", "equity"),
+])
+def test_rul007_asset_class(symbol, cls):
+    assert asset_class(symbol) == cls
+
+
+BOOK = RuleBook(DEFAULT, {"crypto": {"spike_pct": 8.0, "breaker_pct": 20.0}, "BTC-USD": {"spike_pct": 12.0},
+                          "TSLA": {"volume_multiple": 5.0}, "fx": {"min_history": 50}})
+
+
+@pytest.mark.parametrize("symbol, expected", [
+    ("AAPL", DEFAULT),
+    ("ETH-USD", RuleConfig(spike_pct=8.0, breaker_pct=20.0)),
+    ("BTC-USD", RuleConfig(spike_pct=12.0, breaker_pct=20.0)),  # symbol beats class, class fills the rest
+    ("TSLA", RuleConfig(volume_multiple=5.0)),
+    ("EUR-USD", RuleConfig(min_history=50)),
+])
+def test_rul008_rulebook_overrides(symbol, expected):
+    assert BOOK.for_symbol(symbol) == expected
+    assert BOOK.for_symbol(symbol) is BOOK.for_symbol(symbol)
+
+
+@pytest.mark.parametrize("symbol, price, qty, types", [
+    ("ETH-USD", 107.0, 10.0, []),                  # 7 % is normal for crypto (spike at 8 %)
+    ("ETH-USD", 109.0, 10.0, ["PRICE_SPIKE"]),
+    ("ETH-USD", 115.0, 10.0, ["PRICE_SPIKE"]),     # breaker at 20 %
+    ("ETH-USD", 125.0, 10.0, ["CIRCUIT_BREAKER"]),
+    ("BTC-USD", 111.0, 10.0, []),
+    ("TSLA", 100.0, 40.0, []),
+    ("TSLA", 100.0, 51.0, ["VOLUME_SPIKE"]),
+    ("AAPL", 107.0, 40.0, ["PRICE_SPIKE", "VOLUME_SPIKE"]),
+])
+def test_rul009_overrides_change_the_alerts(symbol, price, qty, types):
+    alerts = evaluate(trade(price, qty, symbol=symbol), history(), BOOK.for_symbol(symbol))
+    assert [a.alert_type for a in alerts] == types
+
+
+def test_rul010_fx_min_history_override():
+    cfg = BOOK.for_symbol("EUR-USD")
+    assert evaluate(trade(150.0, symbol="EUR-USD"), history(49), cfg) == []
+    assert evaluate(trade(150.0, symbol="EUR-USD"), history(50), cfg) != []
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"spike_pct": 0.0}, {"spike_pct": 10.0}, {"spike_pct": 12.0, "breaker_pct": 10.0},
+    {"volume_multiple": 1.0}, {"min_history": 0}, {"min_history": 101}, {"rolling_window": 10},
+])
+def test_rul011_invalid_rule_config(kwargs):
+    with pytest.raises(ValueError):
+        RuleConfig(**kwargs)
+
+
+def test_rul012_unknown_override_setting_is_rejected():
+    with pytest.raises(ValueError, match="spike_percent"):
+        RuleBook(DEFAULT, {"TSLA": {"spike_percent": 7}})
