@@ -165,6 +165,10 @@ class Settings:
     def replace(self, **changes: Any) -> "Settings":
         return dataclasses.replace(self, **changes)
 
+    def to_env(self) -> dict[str, str]:
+        """Environment variables that reproduce these settings in a child process."""
+        return {f.metadata["env"]: str(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
     def describe(self) -> list[tuple[str, str, str]]:
         """(variable, effective value with secrets masked, comment) for every setting."""
         rows = []
