@@ -14,6 +14,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Callable, Optional
 
 import msgspec
@@ -42,6 +44,17 @@ def deadletter_kind(reason: str) -> str:
     if "timestamp" in reason:
         return "bad_timestamp"
     return "invalid_field"
+
+
+@dataclass
+class FlushBatch:
+    """Everything one checkpoint makes durable, handed from the processing loop to the flusher."""
+
+    rows: list
+    candles: list
+    alerts: list
+    outbox: list
+    checkpoints: list
 
 
 def rulebook(s: Settings) -> RuleBook:
@@ -76,6 +89,9 @@ class Processor:
         self.producer = None
         self._redis_failing = False
         self.processed = 0
+        # One flush in flight at a time, overlapping the next batches' processing.
+        self._flusher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="flush")
+        self._inflight: Optional[Future] = None
 
     # --- lifecycle -------------------------------------------------------------------------------
     def open(self) -> None:
@@ -92,10 +108,11 @@ class Processor:
         """Checkpoint what is buffered and leave the group."""
         if self.consumer is not None:
             try:
-                self.checkpoint()
+                self.checkpoint(wait=True)
             finally:
                 self.consumer.close()
                 self.consumer = None
+        self._flusher.shutdown(wait=True)
         if self.producer is not None:
             self.producer.flush(10)
         if self.writer is not None:
@@ -113,6 +130,7 @@ class Processor:
 
     # --- rebalance -------------------------------------------------------------------------------
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._wait_flush()
         saved = self.writer.load_checkpoints(self.s.processor_group, self.s.topic_trades,
                                              [tp.partition for tp in partitions])
         now = time.monotonic()
@@ -132,11 +150,12 @@ class Processor:
         consumer.assign(partitions)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        self.checkpoint()
+        self.checkpoint(wait=True)
         self._forget(partitions)
 
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Another member may own them now: drop buffered work instead of writing stale state.
+        self._wait_flush()
         logger.warning("partitions lost: %s; discarding uncheckpointed work", [tp.partition for tp in partitions])
         self._reset_buffers()
         self._forget(partitions)
@@ -153,7 +172,11 @@ class Processor:
 
     # --- one batch -------------------------------------------------------------------------------
     def step(self, timeout: float = 0.2) -> int:
-        msgs = self.consumer.consume(self.s.batch_size, timeout)
+        # Block for the first record only, then take whatever else is already fetched: big batches
+        # under load, no added latency when the stream is thin.
+        msgs = self.consumer.consume(1, timeout)
+        if msgs:
+            msgs += self.consumer.consume(self.s.batch_size - 1, 0)
         started = time.perf_counter()
         now = self.clock()
         states = self.states
@@ -310,41 +333,55 @@ class Processor:
                 m.lag.labels(str(p)).set(lag)
 
     # --- checkpoint ------------------------------------------------------------------------------
-    def checkpoint(self) -> None:
-        """Make everything consumed so far durable, then publish and commit."""
+    def checkpoint(self, wait: bool = False) -> None:
+        """Hand everything consumed so far to the flusher: one PostgreSQL transaction, then the outbox
+        is published and the offsets committed.  ``wait`` blocks until it is durable."""
         self.last_flush = time.monotonic()
-        if not self.dirty and not self.outbox:
+        if self.dirty or self.outbox:
+            s = self.s
+            batch = FlushBatch(self.rows, self.candles, self.alerts, self.outbox, [
+                (s.processor_group, s.topic_trades, p, self.next_offsets[p], self.states[p].to_bytes())
+                for p in sorted(self.dirty) if p in self.next_offsets])
+            self._reset_buffers()
+            self._wait_flush()
+            self._inflight = self._flusher.submit(self._flush, batch)
+        if wait:
+            self._wait_flush()
+
+    def _wait_flush(self) -> None:
+        """Wait for the flush in flight; then tell Kafka the offsets it made durable."""
+        fut, self._inflight = self._inflight, None
+        if fut is None:
             return
-        s = self.s
-        checkpoints = [(s.processor_group, s.topic_trades, p, self.next_offsets[p], self.states[p].to_bytes())
-                       for p in sorted(self.dirty) if p in self.next_offsets]
+        offsets = fut.result()
+        if self.consumer is not None and offsets:
+            try:
+                self.consumer.commit(offsets=offsets, asynchronous=True)
+            except Exception as exc:  # noqa: BLE001 - Kafka's copy is informational (lag); PostgreSQL rules
+                logger.warning("offset commit to Kafka failed: %s", exc)
+
+    def _flush(self, b: FlushBatch) -> list[TopicPartition]:
+        """Runs on the flusher thread. Retries until the database takes it."""
         t0 = time.perf_counter()
         attempt = 0
         while True:
             try:
-                ids = self.writer.flush(trades=self.rows, candles=self.candles, alerts=self.alerts,
-                                        outbox=self.outbox, checkpoints=checkpoints)
+                ids = self.writer.flush(trades=b.rows, candles=b.candles, alerts=b.alerts, outbox=b.outbox,
+                                        checkpoints=b.checkpoints)
                 break
             except Exception as exc:  # noqa: BLE001 - database down: keep everything and retry
                 attempt += 1
                 logger.error("database flush failed (try %d), retrying: %s", attempt, exc)
                 time.sleep(min(30.0, 0.5 * 2 ** min(attempt, 6)))
                 self._reconnect_db()
-        self.metrics.flush_duration.observe(time.perf_counter() - t0)
-        m = self.metrics.flush_rows
-        m.labels("trades").inc(len(self.rows))
-        m.labels("candles").inc(len(self.candles))
-        m.labels("alerts").inc(len(self.alerts))
-        outbox = self.outbox
-        self._reset_buffers()
-        self._publish(list(zip(ids, outbox)))
-        if self.consumer is not None and checkpoints:
-            offsets = [TopicPartition(s.topic_trades, p, o) for _, _, p, o, _ in checkpoints]
-            try:
-                self.consumer.commit(offsets=offsets, asynchronous=True)
-            except Exception as exc:  # noqa: BLE001 - Kafka's copy is informational (lag); PostgreSQL rules
-                logger.warning("offset commit to Kafka failed: %s", exc)
-        self.metrics.committed.inc()
+        m = self.metrics
+        m.flush_duration.observe(time.perf_counter() - t0)
+        m.flush_rows.labels("trades").inc(len(b.rows))
+        m.flush_rows.labels("candles").inc(len(b.candles))
+        m.flush_rows.labels("alerts").inc(len(b.alerts))
+        self._publish(list(zip(ids, b.outbox)))
+        m.committed.inc()
+        return [TopicPartition(self.s.topic_trades, p, o) for _, _, p, o, _ in b.checkpoints]
 
     def _reconnect_db(self) -> None:
         try:
