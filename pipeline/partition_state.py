@@ -162,8 +162,12 @@ class PartitionState:
     # --- internals ---------------------------------------------------------------------------
     def _new_symbol(self, symbol: str, ts: float) -> SymbolState:
         cfg = self.rules.for_symbol(symbol)
-        sym = SymbolState(SymbolWindows(symbol, self.sizes, self.grace), RollingStats(cfg.rolling_window), Ticker(),
-                          ts)
+        windows = SymbolWindows(symbol, self.sizes, self.grace)
+        if self.partition_time != _NEG_INF:
+            # A symbol first seen now still follows its partition: windows the partition has left
+            # behind are final for it too, so a first trade that old is late like any other.
+            windows.finalize(self.partition_time - self.grace)
+        sym = SymbolState(windows, RollingStats(cfg.rolling_window), Ticker(), ts)
         self.symbols[symbol] = sym
         return sym
 
