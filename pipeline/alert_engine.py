@@ -110,7 +110,18 @@ class AlertEngine:
         self.board = BreakerBoard(self.redis, self.policy, self.metrics)
         # Offsets are stored as messages are consumed and committed after the batch is handled.
         self.consumer = Consumer(kafka_io.consumer_config(s, s.alert_group, **{"enable.auto.offset.store": True}))
-        self.consumer.subscribe([s.topic_alerts])
+        self.consumer.subscribe([s.topic_alerts], on_assign=self._on_assign)
+
+    def _on_assign(self, consumer: Consumer, partitions) -> None:
+        for tp in partitions:
+            self.metrics.lag.labels(str(tp.partition)).set(0)
+        consumer.assign(partitions)
+
+    def _observe_lag(self) -> None:
+        assigned = self.consumer.assignment()
+        if assigned:
+            for p, lag in kafka_io.consumer_lag(self.consumer, assigned).items():
+                self.metrics.lag.labels(str(p)).set(lag)
 
     def close(self) -> None:
         if self.consumer is not None:
@@ -155,6 +166,7 @@ class AlertEngine:
         if now - self._last_tick >= 1.0:
             self._last_tick = now
             self.board.tick(now)
+            self._observe_lag()
             speed_layer.heartbeat(self.redis, "alert-engine", handled=self.handled)
         return len(msgs)
 
