@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -32,11 +33,14 @@ WEB_PATHS = ("/", "/api/v1/health", "/api/v1/prices", "/api/v1/stats/summary", "
 
 @dataclass(frozen=True)
 class LocalStack:
-    """A running `stockit up`: the loopback address of each scrape job."""
+    """A running `stockit up`: the loopback address of each scrape job, its environment and when it
+    was started (``time.monotonic()``)."""
 
     home: Path
     log: Path
     targets: dict[str, str]
+    env: dict[str, str]
+    started: float
 
 
 @dataclass(frozen=True)
@@ -86,12 +90,22 @@ def stop(process: subprocess.Popen, name: str, timeout: float) -> None:
             raise AssertionError(f"{name} did not stop within {timeout:.0f}s of SIGTERM") from None
 
 
-def leftover_processes(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+def leftover_processes(home: Path) -> list[int]:
+    """PIDs of live processes started with STOCKIT_HOME=home: servers and workers run in sessions of
+    their own, so the process group of `stockit up` does not find them."""
+    marker = f"STOCKIT_HOME={home}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if marker in (entry / "environ").read_bytes().split(b"\0"):
+                status = (entry / "stat").read_text().split()
+                if status[2] != "Z":
+                    found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
 
 
 @pytest.fixture(scope="session")
@@ -122,6 +136,7 @@ def local_stack(tmp_path_factory) -> Iterator[LocalStack]:
     # `stockit up`, whether or not the console script is installed.
     command = [sys.executable, "-c",
                "import sys; from pipeline.cli import main; sys.argv = ['stockit', 'up']; sys.exit(main())"]
+    started = time.monotonic()
     with open(log, "wb") as out:
         process = subprocess.Popen(command, cwd=opsfiles.ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL, start_new_session=True)
@@ -138,17 +153,18 @@ def local_stack(tmp_path_factory) -> Iterator[LocalStack]:
                               what="every /metrics endpoint of `stockit up`")
         except AssertionError as exc:
             pytest.fail(f"{exc}\n--- stockit up log ---\n{tail(log)}")
-        yield LocalStack(home=home, log=log, targets=targets)
+        yield LocalStack(home=home, log=log, targets=targets, env=env, started=started)
     finally:
         try:
             stop(process, "stockit up", STOP_TIMEOUT)
         finally:
             # Everything `stockit up` started must be gone once it exits.
             try:
-                opsfiles.wait_for(lambda: not leftover_processes(process.pid), timeout=15,
+                opsfiles.wait_for(lambda: not leftover_processes(home), timeout=15,
                                   what="the servers and workers of `stockit up` to exit")
             except AssertionError:
-                os.killpg(process.pid, signal.SIGKILL)
+                for pid in leftover_processes(home):
+                    os.kill(pid, signal.SIGKILL)
                 raise AssertionError(f"`stockit up` left processes running after it exited\n{tail(log)}") \
                     from None
 
