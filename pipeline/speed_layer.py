@@ -156,6 +156,26 @@ class SpeedLayerReader:
     def symbols(self) -> list[str]:
         return sorted(k.decode() for k in self.client.hkeys(PRICES))
 
+    def scan(self, symbols: Iterable[str], trades_limit: int = TRADES_KEPT, series_limit: int = SERIES_KEPT,
+             candle_seconds: int = 300) -> dict[str, dict]:
+        """In one round trip, per symbol: ``ticker`` (or None), ``trades`` (newest first), ``series``
+        (``[ts, price]``, oldest first) and the open ``candle`` of ``candle_seconds`` (or None)."""
+        symbols = list(symbols)
+        p = self.client.pipeline(transaction=False)
+        for sym in symbols:
+            p.hget(PRICES, sym)
+            p.lrange(trades_key(sym), 0, trades_limit - 1)
+            p.lrange(series_key(sym), 0, series_limit - 1)
+            p.get(candle_key(sym, candle_seconds))
+        replies = p.execute()
+        out = {}
+        for i, sym in enumerate(symbols):
+            ticker, trades, series, candle = replies[4 * i:4 * i + 4]
+            out[sym] = {"ticker": orjson.loads(ticker) if ticker else None, "trades": decode_many(trades),
+                        "series": [orjson.loads(x) for x in reversed(series)],
+                        "candle": orjson.loads(candle) if candle else None}
+        return out
+
 
 def summary_fields(partition: int, counters: dict) -> dict[str, float]:
     """Per-partition absolute totals: idempotent when a batch is replayed after a crash."""

@@ -146,7 +146,7 @@ def _print_summary(s: Settings, servers: list[LocalServer], workers: list[Worker
     for name, port in (("producer", s.producer_metrics_port), ("processor", s.processor_metrics_port),
                        ("alert-engine", s.alert_metrics_port)):
         if name in names:
-            out(f"  {name:<12}metrics http://127.0.0.1:{port}/metrics")
+            out(f"  {name:<13}metrics http://127.0.0.1:{port}/metrics")
     out(f"  logs        {s.home_path / 'logs'}")
     out("Press Ctrl-C to stop.")
 
