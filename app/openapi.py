@@ -1,0 +1,182 @@
+"""The OpenAPI 3 document of ``/api/v1`` — written by hand, checked against real responses in tests."""
+from __future__ import annotations
+
+import functools
+
+NUM, INT, STR, BOOL = {"type": "number"}, {"type": "integer"}, {"type": "string"}, {"type": "boolean"}
+TIME = {"type": "string", "format": "date-time"}
+
+
+def _n(schema: dict) -> dict:
+    return {**schema, "nullable": True}
+
+
+def _obj(required: dict, optional: dict | None = None, additional: bool = False) -> dict:
+    return {"type": "object", "required": sorted(required), "properties": {**required, **(optional or {})},
+            "additionalProperties": additional}
+
+
+def _ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _list(name: str) -> dict:
+    return {"type": "array", "items": _ref(name)}
+
+
+SCHEMAS = {
+    "Error": _obj({"error": _obj({"status": INT, "code": STR, "message": STR},
+                                 {"parameter": STR, "service": STR})}),
+    "Ticker": _obj({"symbol": STR, "price": NUM, "prev_price": NUM, "open": NUM, "high": NUM, "low": NUM,
+                    "volume": NUM, "trade_count": INT, "change": NUM, "change_pct": NUM, "ts": NUM,
+                    "timestamp": _n(TIME)}),
+    "Prices": _obj({"count": INT, "prices": _list("Ticker")}),
+    "Candle": _obj({"symbol": STR, "window_seconds": INT, "window_start": TIME, "window_end": TIME, "open": NUM,
+                    "high": NUM, "low": NUM, "close": NUM, "volume": NUM, "vwap": NUM, "trade_count": INT,
+                    "buy_volume": NUM, "sell_volume": NUM}),
+    "Ohlcv": _obj({"symbol": STR, "window_seconds": {"type": "integer", "enum": [60, 300, 900]}, "count": INT,
+                   "candles": _list("Candle"), "open_candle": {**_ref("Candle"), "nullable": True}}),
+    "Trade": _obj({"trade_id": STR, "symbol": STR, "price": NUM, "quantity": NUM,
+                   "side": {"type": "string", "enum": ["BUY", "SELL"]}, "exchange": STR, "timestamp": TIME},
+                  {"trader_id": _n(STR), "sequence": _n(INT)}),
+    "Trades": _obj({"symbol": STR, "count": INT, "trades": _list("Trade")}),
+    "HistoryTrade": _obj({"trade_id": STR, "symbol": STR, "price": NUM, "quantity": NUM,
+                          "side": {"type": "string", "enum": ["BUY", "SELL"]}, "exchange": STR,
+                          "trader_id": _n(STR), "sequence": _n(INT), "timestamp": TIME, "late": BOOL}),
+    "TradeHistory": _obj({"symbol": _n(STR), "count": INT, "trades": _list("HistoryTrade")}),
+    "Alert": _obj({"alert_id": STR, "alert_type": STR, "severity": STR, "symbol": STR, "price": NUM,
+                   "reference": NUM, "deviation": NUM, "trade_id": STR, "timestamp": TIME, "message": STR,
+                   "side": STR, "quantity": NUM, "status": STR, "delivery_status": _n(STR),
+                   "delivery_attempts": INT, "delivered_at": _n(TIME), "last_error": _n(STR), "acknowledged": BOOL,
+                   "acknowledged_at": _n(TIME), "acknowledged_by": _n(STR)}),
+    "Alerts": _obj({"count": INT, "alerts": _list("Alert")}),
+    "Mover": _obj({"symbol": STR, "price": NUM, "change_pct": NUM, "volume": NUM, "trade_count": INT}),
+    "Movers": _obj({"gainers": _list("Mover"), "losers": _list("Mover"), "most_active": _list("Mover")}),
+    "BookLevel": _obj({"price": NUM, "size": NUM, "total": NUM}),
+    "OrderBook": _obj({"symbol": STR, "simulated": {"type": "boolean", "enum": [True]}, "last_price": NUM,
+                       "tick_size": NUM, "mid": NUM, "spread": NUM, "bids": _list("BookLevel"),
+                       "asks": _list("BookLevel")}),
+    "Pressure": _obj({"symbol": STR, "trade_count": INT, "buy_volume": NUM, "sell_volume": NUM,
+                      "buy_pct": _n(NUM), "pressure": _n(NUM),
+                      "dominant_side": {"type": "string", "enum": ["BUY", "SELL", "NEUTRAL"]}}),
+    "Summary": _obj({"pipeline": {"type": "object", "additionalProperties": NUM,
+                                  "description": "running totals: trades, volume, notional, alerts, late, "
+                                                 "invalid, candles"},
+                     "symbols": {"type": "array", "items": STR}, "symbol_count": INT,
+                     "history": {"type": "object", "nullable": True, "additionalProperties": INT,
+                                 "description": "row counts in PostgreSQL (null when it is unreachable)"},
+                     "status": {"type": "string", "enum": ["ok", "stale", "stopped", "down"]}, "message": STR}),
+    "Breaker": _obj({"symbol": STR, "state": {"type": "string", "enum": ["CLOSED", "HALF_OPEN", "OPEN"]},
+                     "since": _n(NUM), "trips": INT},
+                    {"since_iso": _n(TIME), "last_alert_id": _n(STR)}),
+    "Breakers": _obj({"count": INT, "open": INT, "breakers": _list("Breaker")}),
+    "Health": _obj({"status": {"type": "string", "enum": ["ok", "degraded", "down"]},
+                    "pipeline": {"type": "string", "enum": ["ok", "stale", "stopped", "down"]}, "message": STR,
+                    "redis": BOOL, "database": BOOL, "last_trade_age_seconds": _n(NUM),
+                    "workers": {"type": "object",
+                                "additionalProperties": _obj({"alive": BOOL, "age_seconds": _n(NUM)})}}),
+}
+
+
+def _param(name: str, where: str, schema: dict, description: str, required: bool = False) -> dict:
+    return {"name": name, "in": where, "required": required or where == "path", "schema": schema,
+            "description": description}
+
+
+SYMBOL = _param("symbol", "path", {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._/\\-]{0,23}$"},
+                "instrument symbol, e.g. AAPL or BTC-USD (case-insensitive)")
+START = _param("start", "query", STR, "inclusive lower bound: ISO-8601 (UTC if no offset) or epoch seconds")
+END = _param("end", "query", STR, "exclusive upper bound: ISO-8601 or epoch seconds; later than start")
+
+
+def _limit(default: int, hi: int, what: str) -> dict:
+    return _param("limit", "query", {"type": "integer", "minimum": 1, "maximum": hi, "default": default},
+                  f"at most this many {what}")
+
+
+def _ok(schema: str, description: str) -> dict:
+    return {"description": description, "content": {"application/json": {"schema": _ref(schema)}}}
+
+
+ERR = {"content": {"application/json": {"schema": _ref("Error")}}}
+E400 = {"400": {"description": "a parameter is invalid; error.parameter names it", **ERR}}
+E404 = {"404": {"description": "unknown symbol or id", **ERR}}
+E503 = {"503": {"description": "Redis or PostgreSQL is unreachable", **ERR}}
+
+
+def _op(summary: str, schema: str, params: list, errors: dict, tag: str, description: str = "",
+        method: str = "get") -> dict:
+    op = {"summary": summary, "tags": [tag], "parameters": params,
+          "responses": {"200": _ok(schema, summary), **E400, **errors, **E503}}
+    if description:
+        op["description"] = description
+    return {method: op}
+
+
+PATHS = {
+    "/prices": _op("Latest price of every symbol", "Prices", [], {}, "prices"),
+    "/prices/{symbol}": _op("Latest price of one symbol", "Ticker", [SYMBOL], E404, "prices"),
+    "/ohlcv/{symbol}": _op(
+        "OHLCV candles of one symbol", "Ohlcv",
+        [SYMBOL, _param("window_seconds", "query", {"type": "integer", "enum": [60, 300, 900], "default": 60},
+                        "candle size in seconds"), _limit(120, 5000, "finalized candles (the newest in range)"),
+         START, END, _param("include_open", "query", {"type": "boolean", "default": True},
+                            "also return the open (not yet final) candle from the speed layer")],
+        {}, "candles", "Finalized candles from PostgreSQL, oldest first, and the open candle from Redis."),
+    "/trades/history": _op("Stored trades, newest first", "TradeHistory",
+                           [_param("symbol", "query", STR, "only this symbol"), START, END,
+                            _limit(100, 10000, "trades")], {}, "trades"),
+    "/trades/{symbol}": _op("Recent trades of one symbol (speed layer), newest first", "Trades",
+                            [SYMBOL, _limit(50, 100, "trades")], {}, "trades"),
+    "/trades/{symbol}/pressure": _op(
+        "Buy/sell pressure over recent trades", "Pressure", [SYMBOL, _limit(100, 100, "recent trades")], E404,
+        "trades", "pressure = (buy volume − sell volume) / total volume, in [−1, 1]; dominant_side is BUY at a "
+                  "buy share of 55 % or more, SELL at 45 % or less."),
+    "/orderbook/{symbol}": _op(
+        "Simulated order book around the last price", "OrderBook",
+        [SYMBOL, _param("depth", "query", {"type": "integer", "minimum": 1, "maximum": 50, "default": 10},
+                        "levels per side")], E404, "market",
+        "Stock-IT sees trades, not quotes: this book is simulated around the last traded price "
+        "(simulated: true)."),
+    "/alerts": _op("Alert history, newest first", "Alerts",
+                   [_param("unacked_only", "query", {"type": "boolean", "default": False},
+                           "only alerts nobody has acknowledged"),
+                    _param("severity", "query", STR, "comma-separated: CRITICAL, HIGH, MEDIUM (case-insensitive)"),
+                    _param("type", "query", STR, "comma-separated: CIRCUIT_BREAKER, PRICE_SPIKE, VOLUME_SPIKE"),
+                    _param("symbol", "query", STR, "only this symbol"),
+                    _param("since", "query", STR, "only alerts at or after this time"),
+                    _limit(100, 1000, "alerts")], {}, "alerts"),
+    "/alerts/{alert_id}/ack": {"post": {
+        "summary": "Acknowledge an alert (idempotent: the first acknowledgement is kept)", "tags": ["alerts"],
+        "parameters": [_param("alert_id", "path", STR, "the alert's id")],
+        "requestBody": {"required": False, "content": {"application/json": {"schema": _obj({}, {"by": STR})}}},
+        "responses": {"200": _ok("Alert", "the acknowledged alert"), **E400, **E404, **E503}}},
+    "/stats/movers": _op("Top gainers, losers and most active symbols", "Movers",
+                         [_limit(5, 50, "symbols per list")], {}, "stats"),
+    "/stats/summary": _op("Pipeline totals and status", "Summary", [], {}, "stats"),
+    "/breakers": _op("Circuit-breaker state of every symbol", "Breakers", [], {}, "market"),
+    "/health": _op("Health of the web app, its stores and the pipeline workers", "Health", [], {}, "ops",
+                   "200 when Redis and PostgreSQL answer (status ok or degraded), 503 when either does not."),
+    "/stream/prices": {"get": {
+        "summary": "Server-Sent Events: every symbol's ticker on each update and at least once a second",
+        "tags": ["prices"],
+        "parameters": [_param("symbols", "query", STR, "comma-separated symbols to keep (default all)")],
+        "responses": {"200": {"description": "an endless text/event-stream of `event: prices` messages whose "
+                                             "data is {type, server_ts, live, prices: {symbol: ticker}}",
+                              "content": {"text/event-stream": {"schema": STR}}}}}},
+}
+PATHS["/health"]["get"]["responses"]["503"] = _ok("Health", "Redis or PostgreSQL is unreachable")
+
+
+@functools.lru_cache(maxsize=1)
+def openapi_document() -> dict:
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "Stock-IT API", "version": "1.0.0",
+                 "description": "Real-time prices, candles, trades, alerts and market state from the Stock-IT "
+                                "pipeline. Live streams (not described here): WebSocket /ws/prices, /ws/alerts, "
+                                "/ws/aggregates and Server-Sent Events /api/v1/stream/prices."},
+        "servers": [{"url": "/api/v1"}],
+        "paths": PATHS,
+        "components": {"schemas": SCHEMAS},
+    }

@@ -1,0 +1,122 @@
+"""Alerts (/alerts): history from PostgreSQL with filters, acknowledge, CSV export; breaker states."""
+from __future__ import annotations
+
+import time
+
+import dash
+import dash_bootstrap_components as dbc
+from dash import Input, Output, State, callback, dash_table, dcc, html
+
+from app import ids
+from app.guard import guarded
+from app.services import current
+from components import theme
+from components.alerts import alert_table_columns, alert_table_rows, alerts_csv, breaker_panel
+from components.format import fmt_time
+from app import market
+from pipeline.breaker import BreakerPolicy
+
+dash.register_page(__name__, path="/alerts", name="Alerts", title="Stock-IT · Alerts", order=3)
+
+SEVERITIES = [{"label": "Critical", "value": "CRITICAL"}, {"label": "High", "value": "HIGH"},
+              {"label": "Medium", "value": "MEDIUM"}]
+TYPES = [{"label": "Circuit breaker", "value": "CIRCUIT_BREAKER"}, {"label": "Price spike", "value": "PRICE_SPIKE"},
+         {"label": "Volume spike", "value": "VOLUME_SPIKE"}]
+LIMIT = 500
+FILTERS = (Input(ids.AL_SEVERITY, "value"), Input(ids.AL_TYPE, "value"), Input(ids.AL_SYMBOL, "value"),
+           Input(ids.AL_UNACKED, "value"))
+
+
+def query(severities, types, symbol, unacked) -> list[dict]:
+    return current().history(lambda h: h.alerts(unacked_only=bool(unacked), severities=severities or [],
+                                                types=types or [], symbol=symbol or None, limit=LIMIT))
+
+
+def layout(**_query) -> html.Div:
+    symbols = current().symbols()
+    return html.Div([
+        dcc.Interval(id=ids.AL_INTERVAL, interval=5000),
+        dcc.Download(id=ids.AL_DOWNLOAD),
+        html.Div([html.H1("Alerts", className="page-title"), html.Span(id=ids.AL_COUNT, className="hint")],
+                 className="page-head"),
+        html.Div([
+            html.Div([html.Span("Severity", className="filter-label"),
+                      dbc.Checklist(id=ids.AL_SEVERITY, options=SEVERITIES, value=["CRITICAL", "HIGH", "MEDIUM"],
+                                    inline=True)]),
+            dcc.Dropdown(id=ids.AL_TYPE, options=TYPES, multi=True, placeholder="All types",
+                         className="filter-dropdown"),
+            dcc.Dropdown(id=ids.AL_SYMBOL, options=symbols, placeholder="All symbols", className="filter-dropdown"),
+            dbc.Switch(id=ids.AL_UNACKED, label="Unacknowledged only", value=False),
+            dbc.Button("Acknowledge selected", id=ids.AL_ACK, color="warning", size="sm", outline=True),
+            dbc.Button("Export CSV", id=ids.AL_EXPORT, color="secondary", size="sm", outline=True),
+            html.Span(id=ids.AL_ACK_RESULT, className="ack-result"),
+        ], className="filters"),
+        html.Div(dash_table.DataTable(
+            id=ids.AL_TABLE, columns=alert_table_columns(), data=[], row_selectable="multi", selected_rows=[],
+            sort_action="native", page_action="native", page_size=15, cell_selectable=False,
+            style_as_list_view=True, style_table={"overflowX": "auto"},
+            style_header={"backgroundColor": theme.PANEL, "color": theme.MUTED, "fontWeight": 600,
+                          "borderBottom": f"1px solid {theme.GRID}", "fontSize": "0.72rem",
+                          "textTransform": "uppercase"},
+            style_cell={"backgroundColor": theme.PANEL, "color": theme.TEXT, "border": f"1px solid {theme.GRID}",
+                        "fontSize": "0.82rem", "padding": "5px 8px", "textAlign": "left",
+                        "maxWidth": "380px", "overflow": "hidden", "textOverflow": "ellipsis"},
+            style_data_conditional=[
+                {"if": {"filter_query": '{severity} = "Critical"', "column_id": "severity"}, "color": theme.DOWN,
+                 "fontWeight": 700},
+                {"if": {"filter_query": '{severity} = "High"', "column_id": "severity"}, "color": "#f97316",
+                 "fontWeight": 700},
+                {"if": {"filter_query": '{severity} = "Medium"', "column_id": "severity"}, "color": theme.ACCENT,
+                 "fontWeight": 700},
+                {"if": {"filter_query": '{ack} != ""'}, "color": theme.MUTED},
+            ],
+            tooltip_duration=None,
+        ), className="panel mb-2"),
+        html.Div([html.H2("Circuit breakers", className="panel-title"),
+                  html.Div(id=ids.AL_BREAKERS, className="breaker-grid")], className="panel"),
+    ])
+
+
+@callback(Output(ids.AL_TABLE, "data"), Output(ids.AL_TABLE, "selected_rows"), Output(ids.AL_COUNT, "children"),
+          *FILTERS, Input(ids.AL_INTERVAL, "n_intervals"), Input(ids.AL_ACK_RESULT, "children"),
+          State(ids.AL_TABLE, "selected_row_ids"))
+@guarded(lambda exc: ([], [], "Alert history unavailable: the database cannot be reached."))
+def refresh(severities, types, symbol, unacked, _n, _ack, selected_ids):
+    rows = alert_table_rows(query(severities, types, symbol, unacked))
+    keep = set(selected_ids or [])
+    selected = [i for i, r in enumerate(rows) if r["id"] in keep]
+    unacked_count = sum(1 for r in rows if not r["ack"])
+    more = f" (newest {LIMIT})" if len(rows) >= LIMIT else ""
+    return rows, selected, f"{len(rows)} alerts{more} · {unacked_count} unacknowledged"
+
+
+@callback(Output(ids.AL_ACK_RESULT, "children"), Input(ids.AL_ACK, "n_clicks"),
+          State(ids.AL_TABLE, "selected_row_ids"), prevent_initial_call=True)
+@guarded(lambda exc: "Could not acknowledge: the database cannot be reached.")
+def acknowledge(_clicks, selected_ids):
+    if not selected_ids:
+        return "Select alerts first (tick the boxes on the left)."
+    svc = current()
+    done = sum(1 for alert_id in selected_ids
+               if svc.history(lambda h, a=alert_id: h.acknowledge(a, "analyst")) is not None)
+    return f"Acknowledged {done} alert{'s' if done != 1 else ''} at {fmt_time(time.time())} UTC."
+
+
+@callback(Output(ids.AL_DOWNLOAD, "data"), Input(ids.AL_EXPORT, "n_clicks"),
+          *[State(i.component_id, i.component_property) for i in FILTERS], prevent_initial_call=True)
+@guarded(lambda exc: dash.no_update)
+def export(_clicks, severities, types, symbol, unacked):
+    alerts = query(severities, types, symbol, unacked)
+    return dcc.send_string(alerts_csv(alerts), f"stockit-alerts-{time.strftime('%Y%m%d-%H%M%S')}.csv",
+                           type="text/csv")
+
+
+@callback(Output(ids.AL_BREAKERS, "children"), Input(ids.AL_INTERVAL, "n_intervals"))
+@guarded(lambda exc: html.Div("Breaker states unavailable: Redis cannot be reached.", className="empty"))
+def breakers(_n):
+    svc = current()
+    raw = svc.speed(lambda r: r.breakers())
+    s = svc.settings
+    rows = market.breaker_view(raw, svc.symbols(), time.time(),
+                               BreakerPolicy(s.breaker_open_seconds, s.breaker_probation_seconds))
+    return breaker_panel(rows)

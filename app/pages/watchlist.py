@@ -1,0 +1,208 @@
+"""Watchlist (/): live prices, candlestick chart with VWAP and volume, simulated book, tape, alert feed."""
+from __future__ import annotations
+
+import dash
+import orjson
+from dash import ALL, ClientsideFunction, Input, Output, State, callback, clientside_callback, ctx, dcc, html
+from dash_extensions import WebSocket
+
+from app import ids
+from app.guard import guarded
+from app.live_page import ws_url_function
+from app.services import current
+from components.alerts import alert_feed
+from components.candles import candlestick_figure, merge_open_candle
+from components.format import fmt_pct, fmt_price
+from components.orderbook import book_seed, order_book_table, simulate_order_book
+from components.tape import price_row, sparkline, trade_tape
+
+dash.register_page(__name__, path="/", name="Watchlist", title="Stock-IT · Watchlist", order=0)
+
+ROW_IDS = {"row": ids.WL_ROW, "last": ids.WL_LAST, "change": ids.WL_CHANGE, "spark": ids.WL_SPARK, "ts": ids.WL_TS}
+WINDOWS = [{"label": "1m", "value": 60}, {"label": "5m", "value": 300}, {"label": "15m", "value": 900}]
+FEED_KEPT = 40
+GRAPH_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["lasso2d", "select2d"], "scrollZoom": True}
+
+
+def _snapshot(symbols: list[str]) -> tuple[dict, dict]:
+    svc = current()
+    try:
+        prices = svc.speed(lambda r: r.prices())
+        series = svc.speed(lambda r: {s: r.series(s, 300) for s in symbols})
+    except Exception:  # noqa: BLE001 - Redis down: the banner says so, the page still renders
+        prices, series = {}, {}
+    return prices, series
+
+
+def _rows(symbols: list[str], prices: dict, series: dict, selected: str) -> list:
+    return [price_row(s, prices.get(s), sparkline([p for _, p in series.get(s, [])]), ROW_IDS, s == selected)
+            for s in symbols]
+
+
+def layout(**_query) -> html.Div:
+    symbols = current().symbols()
+    prices, series = _snapshot(symbols)
+    selected = next((s for s in symbols if s in prices), symbols[0] if symbols else "")
+    head = prices.get(selected)
+    return html.Div([
+        WebSocket(id=ids.WL_WS_PRICES), WebSocket(id=ids.WL_WS_ALERTS),
+        dcc.Interval(id=ids.WL_WS_WATCHDOG, interval=3000),
+        dcc.Interval(id=ids.WL_FAST_INTERVAL, interval=2000),
+        dcc.Interval(id=ids.WL_SLOW_INTERVAL, interval=5000),
+        dcc.Store(id=ids.WL_FEED_STORE, data=[]),
+        dcc.Store(id=ids.WL_PRICE_STORE, data=symbols),
+        html.Div([
+            html.Div(html.Div([
+                html.H2("Watchlist", className="panel-title"),
+                html.Div(html.Table([
+                    html.Thead(html.Tr([html.Th("Symbol"), html.Th("Last", className="r"),
+                                        html.Th("Chg %", className="r"), html.Th("Trend"), html.Th("")])),
+                    html.Tbody(_rows(symbols, prices, series, selected), id=ids.WL_TABLE),
+                ], className="wl-table"), className="panel-scroll"),
+            ], className="panel"), className="col-12 col-lg-4"),
+            html.Div(html.Div([
+                html.Div([
+                    dcc.Dropdown(id=ids.WL_SYMBOL, options=symbols, value=selected, clearable=False,
+                                 className="symbol-select"),
+                    html.Span(fmt_price(head["price"]) if head else "—", id="wl-head-price",
+                              className="head-price num"),
+                    html.Span(fmt_pct(head["change_pct"]) if head else "", id="wl-head-change",
+                              className="head-change num"),
+                    html.Div(className="spacer flex-grow-1"),
+                    dcc.RadioItems(id="wl-window", options=WINDOWS, value=60, inline=True, className="window-radio"),
+                ], className="chart-head"),
+                dcc.Graph(id=ids.WL_CHART, className="chart-graph", config=GRAPH_CONFIG,
+                          figure=candlestick_figure([], selected or "—")),
+            ], className="panel"), className="col-12 col-lg-8"),
+        ], className="row g-2 mb-2"),
+        html.Div([
+            html.Div(html.Div([
+                html.H2(["Order book", html.Span("simulated around last price", className="tag")],
+                        className="panel-title"),
+                html.Div(id=ids.WL_BOOK, className="panel-scroll"),
+            ], className="panel bottom-panel"), className="col-12 col-md-6 col-xl-4"),
+            html.Div(html.Div([
+                html.H2("Trade tape", className="panel-title"),
+                html.Div(id=ids.WL_TAPE, className="panel-scroll"),
+            ], className="panel bottom-panel"), className="col-12 col-md-6 col-xl-4"),
+            html.Div(html.Div([
+                html.H2("Live alerts", className="panel-title"),
+                html.Div(alert_feed([]), id=ids.WL_FEED, className="panel-scroll"),
+            ], className="panel bottom-panel"), className="col-12 col-xl-4"),
+        ], className="row g-2"),
+    ])
+
+
+# --- streams ---------------------------------------------------------------------------------------
+for ws_id, path in ((ids.WL_WS_PRICES, "/ws/prices"), (ids.WL_WS_ALERTS, "/ws/alerts")):
+    clientside_callback(ws_url_function(path), Output(ws_id, "url"), Input(ids.WL_WS_WATCHDOG, "n_intervals"),
+                        State(ws_id, "state"), State(ws_id, "url"))
+
+clientside_callback(
+    ClientsideFunction("stockit", "prices"),
+    Output({"type": ids.WL_LAST, "symbol": ALL}, "children"),
+    Output({"type": ids.WL_LAST, "symbol": ALL}, "className"),
+    Output({"type": ids.WL_CHANGE, "symbol": ALL}, "children"),
+    Output({"type": ids.WL_CHANGE, "symbol": ALL}, "className"),
+    Output({"type": ids.WL_TS, "symbol": ALL}, "children"),
+    Output("wl-head-price", "children"), Output("wl-head-change", "children"),
+    Output("wl-head-change", "className"),
+    Input(ids.WL_WS_PRICES, "message"), State(ids.WL_SYMBOL, "value"),
+)
+
+
+# --- selection -------------------------------------------------------------------------------------
+@callback(Output(ids.WL_SYMBOL, "value"), Input({"type": ids.WL_ROW, "symbol": ALL}, "n_clicks"),
+          prevent_initial_call=True)
+def select_row(clicks):
+    if not ctx.triggered_id or not any(clicks or []):
+        return dash.no_update
+    return ctx.triggered_id["symbol"]
+
+
+@callback(Output({"type": ids.WL_ROW, "symbol": ALL}, "className"), Input(ids.WL_SYMBOL, "value"),
+          State({"type": ids.WL_ROW, "symbol": ALL}, "id"))
+def mark_selected(selected, row_ids):
+    return ["wl-row selected" if r["symbol"] == selected else "wl-row" for r in row_ids]
+
+
+# --- server-rendered panels ------------------------------------------------------------------------
+@callback(Output({"type": ids.WL_SPARK, "symbol": ALL}, "children"),
+          Output({"type": ids.WL_SPARK, "symbol": ALL}, "className"),
+          Input(ids.WL_SLOW_INTERVAL, "n_intervals"), State({"type": ids.WL_SPARK, "symbol": ALL}, "id"),
+          prevent_initial_call=True)
+@guarded(lambda exc: (dash.no_update, dash.no_update))
+def refresh_sparklines(_n, spark_ids):
+    symbols = [i["symbol"] for i in spark_ids]
+    series = current().speed(lambda r: {s: r.series(s, 300) for s in symbols})
+    sparks, classes = [], []
+    for s in symbols:
+        pts = [p for _, p in series.get(s, [])]
+        sparks.append(sparkline(pts))
+        trend = (pts[-1] - pts[0]) if len(pts) > 1 else 0
+        classes.append("wl-spark up" if trend > 0 else "wl-spark down" if trend < 0 else "wl-spark")
+    return sparks, classes
+
+
+@callback(Output(ids.WL_TABLE, "children"), Output(ids.WL_PRICE_STORE, "data"), Output(ids.WL_SYMBOL, "options"),
+          Input(ids.WL_SLOW_INTERVAL, "n_intervals"), State(ids.WL_PRICE_STORE, "data"),
+          State(ids.WL_SYMBOL, "value"), prevent_initial_call=True)
+def add_new_symbols(_n, shown, selected):
+    """Re-render the table only when the pipeline has started trading a symbol not listed yet."""
+    symbols = current().symbols()
+    if symbols == shown:
+        return dash.no_update, dash.no_update, dash.no_update
+    prices, series = _snapshot(symbols)
+    return _rows(symbols, prices, series, selected), symbols, symbols
+
+
+@callback(Output(ids.WL_CHART, "figure"), Input(ids.WL_SYMBOL, "value"), Input("wl-window", "value"),
+          Input(ids.WL_FAST_INTERVAL, "n_intervals"))
+@guarded(lambda exc: dash.no_update)
+def refresh_chart(symbol, window, _n):
+    if not symbol:
+        return dash.no_update
+    svc = current()
+    try:
+        candles = svc.history(lambda h: h.candles(symbol, window, limit=120))
+    except Exception:  # noqa: BLE001 - history down: still show the open candle
+        candles = []
+    open_candle = svc.speed(lambda r: r.open_candle(symbol, window))
+    return candlestick_figure(merge_open_candle(candles, open_candle), symbol, window,
+                              uirevision=f"{symbol}:{window}")
+
+
+@callback(Output(ids.WL_BOOK, "children"), Output(ids.WL_TAPE, "children"), Input(ids.WL_SYMBOL, "value"),
+          Input(ids.WL_FAST_INTERVAL, "n_intervals"))
+@guarded(lambda exc: (html.Div("Order book unavailable", className="empty"),
+                      html.Div("Trade tape unavailable", className="empty")))
+def refresh_book_and_tape(symbol, _n):
+    if not symbol:
+        return dash.no_update, dash.no_update
+    svc = current()
+    ticker = svc.speed(lambda r: r.price(symbol))
+    trades = svc.speed(lambda r: r.trades(symbol, 50))
+    if not ticker:
+        book = html.Div(f"No price for {symbol} yet", className="empty")
+    else:
+        sizes = sorted(t["quantity"] for t in trades) or [1.0]
+        book = order_book_table(simulate_order_book(ticker["price"], 10, sizes[len(sizes) // 2],
+                                                    seed=book_seed(symbol, ticker.get("ts", 0.0))))
+    return book, trade_tape(trades, 40)
+
+
+@callback(Output(ids.WL_FEED, "children"), Output(ids.WL_FEED_STORE, "data"),
+          Input(ids.WL_WS_ALERTS, "message"), State(ids.WL_FEED_STORE, "data"), prevent_initial_call=True)
+def feed(message, kept):
+    try:
+        msg = orjson.loads(message["data"])
+    except (TypeError, KeyError, orjson.JSONDecodeError):
+        return dash.no_update, dash.no_update
+    if msg.get("type") == "snapshot":
+        alerts = msg["alerts"]
+    elif msg.get("type") == "alert":
+        alerts = [msg["alert"]] + [a for a in (kept or []) if a["alert_id"] != msg["alert"]["alert_id"]]
+    else:
+        return dash.no_update, dash.no_update
+    alerts = alerts[:FEED_KEPT]
+    return alert_feed(alerts), alerts

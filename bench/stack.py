@@ -1,0 +1,87 @@
+"""The whole Stock-IT stack for a benchmark: reuse one that runs, or start ``stockit up`` in a temp home.
+
+``running_stack(url)`` yields the web app's base URL.  Without a URL it runs ``stockit up`` (Kafka,
+Redis, PostgreSQL, producer, processor, alert engine, web) on free loopback ports in a temporary
+STOCKIT_HOME, waits until the web app reports the pipeline live, and stops it all afterwards.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, Optional
+from urllib.parse import urlsplit
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from pipeline.stack.servers import free_port  # noqa: E402
+
+LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
+
+
+def check_loopback(url: str) -> str:
+    host = urlsplit(url).hostname or ""
+    if host not in LOOPBACK and not host.startswith("127."):
+        raise SystemExit(f"refusing to load {url}: benchmarks only target this machine (loopback)")
+    return url.rstrip("/")
+
+
+def wait_live(url: str, timeout: float = 240.0) -> dict:
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = requests.get(url + "/api/v1/health", timeout=3).json()
+            if last.get("pipeline") == "ok":
+                return last
+        except (requests.RequestException, ValueError):
+            pass
+        time.sleep(1)
+    raise SystemExit(f"the stack at {url} did not become live in {timeout:.0f}s (last health: {last})")
+
+
+@contextmanager
+def running_stack(url: Optional[str], trade_rate: float = 50.0, warmup: float = 5.0,
+                  require_live: bool = True) -> Iterator[str]:
+    if url:
+        url = check_loopback(url)
+        if require_live:
+            wait_live(url, 60)
+        yield url
+        return
+    home = tempfile.mkdtemp(prefix="stockit-webbench-")
+    ports = {name: str(free_port()) for name in ("STOCKIT_KAFKA_PORT", "STOCKIT_REDIS_PORT", "STOCKIT_POSTGRES_PORT",
+                                                 "STOCKIT_WEB_PORT", "STOCKIT_PRODUCER_METRICS_PORT",
+                                                 "STOCKIT_PROCESSOR_METRICS_PORT", "STOCKIT_ALERT_METRICS_PORT")}
+    env = {k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "REDIS_URL", "DATABASE_URL")}
+    env.update(ports, STOCKIT_HOME=home, STOCKIT_WEB_HOST="127.0.0.1", STOCKIT_METRICS_HOST="127.0.0.1",
+               STOCKIT_TRADE_RATE=str(trade_rate), PYTHONUNBUFFERED="1")
+    log = open(Path(home) / "stack.log", "wb")
+    print(f"starting the stack (stockit up) in {home} ...", file=sys.stderr)
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "up"], cwd=ROOT, env=env, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{ports['STOCKIT_WEB_PORT']}"
+    try:
+        wait_live(url)
+        time.sleep(warmup)
+        print(f"stack live at {url}", file=sys.stderr)
+        yield url
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(90)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        log.close()
+        if not os.environ.get("STOCKIT_BENCH_KEEP"):  # set it to keep the logs and data for a look
+            shutil.rmtree(home, ignore_errors=True)

@@ -1,0 +1,36 @@
+"""The dark trading theme shared by every figure: colours and a Plotly layout base."""
+from __future__ import annotations
+
+UP = "#16c784"
+DOWN = "#ea3943"
+ACCENT = "#f0b90b"
+BLUE = "#3b82f6"
+TEXT = "#d6dde6"
+MUTED = "#7d8b99"
+GRID = "#1d2733"
+PANEL = "#121821"
+BACKGROUND = "#0b0f14"
+SEVERITY_COLOR = {"CRITICAL": DOWN, "HIGH": "#f97316", "MEDIUM": ACCENT, "LOW": MUTED}
+FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, sans-serif"
+
+
+def base_layout(**overrides) -> dict:
+    """Layout defaults of a dark figure; ``overrides`` win."""
+    layout = {
+        "paper_bgcolor": PANEL,
+        "plot_bgcolor": PANEL,
+        "font": {"family": FONT, "color": TEXT, "size": 12},
+        "margin": {"l": 10, "r": 60, "t": 30, "b": 30},
+        "showlegend": True,
+        "legend": {"orientation": "h", "x": 0, "y": 1.06, "bgcolor": "rgba(0,0,0,0)", "font": {"size": 11}},
+        "hovermode": "x unified",
+        "hoverlabel": {"bgcolor": BACKGROUND, "bordercolor": GRID},
+    }
+    layout.update(overrides)
+    return layout
+
+
+def axis(**overrides) -> dict:
+    a = {"gridcolor": GRID, "zerolinecolor": GRID, "linecolor": GRID, "tickfont": {"color": MUTED}}
+    a.update(overrides)
+    return a

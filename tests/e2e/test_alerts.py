@@ -1,0 +1,87 @@
+"""Alerts page: history with filters, acknowledge (persisted), CSV export, circuit breakers."""
+from __future__ import annotations
+
+import csv
+import time
+from pathlib import Path
+
+import psycopg2
+import pytest
+from selenium.webdriver.common.by import By
+
+pytestmark = pytest.mark.e2e
+
+
+def rows(page) -> list[dict]:
+    out = []
+    for tr in page.driver.find_elements(By.CSS_SELECTOR, "#al-table tbody tr"):
+        cells = {td.get_attribute("data-dash-column"): td.text for td in tr.find_elements(By.CSS_SELECTOR, "td")
+                 if td.get_attribute("data-dash-column")}
+        if cells:
+            out.append(cells)
+    return out
+
+
+def symbols(page) -> list[str]:
+    return sorted(r["symbol"] for r in rows(page))
+
+
+def test_alrt001_history_and_breakers(page, market):
+    page.open("/alerts", "#al-table")
+    page.wait(lambda: len(rows(page)) == 4, what="4 alerts")
+    assert symbols(page) == sorted(a.symbol for a in market.alerts)
+    assert {r["severity"] for r in rows(page)} == {"Critical", "High", "Medium"}
+    page.wait(lambda: page.driver.find_elements(By.CSS_SELECTOR, "#breaker-TSLA"), what="breakers")
+    assert "open" in page.driver.find_element(By.ID, "breaker-TSLA").text.lower()
+    assert "closed" in page.driver.find_element(By.ID, "breaker-AAPL").text.lower()
+    assert "4 unacknowledged" in page.driver.find_element(By.ID, "al-count").text
+    page.screenshot("alerts")
+    assert page.console_errors() == []
+
+
+def test_alrt002_filters(page, market):
+    page.open("/alerts", "#al-table")
+    page.wait(lambda: len(rows(page)) == 4, what="4 alerts")
+    page.driver.find_element(By.XPATH, '//*[@id="al-severity"]//label[normalize-space()="Critical"]').click()
+    page.wait(lambda: symbols(page) == ["AAPL", "BTC-USD", "MSFT"], 5, "critical hidden")
+    page.driver.find_element(By.XPATH, '//*[@id="al-severity"]//label[normalize-space()="Critical"]').click()
+    page.wait(lambda: len(rows(page)) == 4, 5, "critical back")
+    page.br.select_dcc_dropdown("#al-type", value="Volume spike")
+    page.wait(lambda: symbols(page) == ["BTC-USD", "MSFT"], 5, "type filter")
+    page.br.select_dcc_dropdown("#al-symbol", value="MSFT")
+    page.wait(lambda: symbols(page) == ["MSFT"], 5, "symbol filter")
+    assert page.console_errors() == []
+
+
+def test_alrt003_acknowledge_persists(page, market, servers):
+    page.open("/alerts", "#al-table")
+    page.wait(lambda: len(rows(page)) == 4, what="4 alerts")
+    target = next(r for r in rows(page) if r["symbol"] == "TSLA")
+    index = rows(page).index(target)
+    page.driver.find_elements(By.CSS_SELECTOR, "#al-table tbody tr td.dash-select-cell input")[index].click()
+    page.driver.find_element(By.ID, "al-ack").click()
+    page.wait(lambda: "Acknowledged 1 alert" in page.driver.find_element(By.ID, "al-ack-result").text, 5, "ack")
+    page.wait(lambda: next(r for r in rows(page) if r["symbol"] == "TSLA")["ack"].startswith("✓"), 5, "ack column")
+    page.open("/alerts", "#al-table")  # a fresh load reads it back from PostgreSQL
+    page.wait(lambda: len(rows(page)) == 4, what="4 alerts after reload")
+    assert next(r for r in rows(page) if r["symbol"] == "TSLA")["ack"] == "✓ analyst"
+    conn = psycopg2.connect(servers.database_url)
+    with conn, conn.cursor() as cur:
+        cur.execute("SELECT acknowledged, acknowledged_by FROM alerts WHERE symbol = 'TSLA'")
+        assert cur.fetchall() == [(True, "analyst")]
+    conn.close()
+    page.driver.find_element(By.CSS_SELECTOR, "#al-unacked").click()
+    page.wait(lambda: symbols(page) == ["AAPL", "BTC-USD", "MSFT"], 5, "unacknowledged only")
+
+
+def test_alrt004_csv_export(page, market):
+    page.open("/alerts", "#al-table")
+    page.wait(lambda: len(rows(page)) == 4, what="4 alerts")
+    page.driver.find_element(By.ID, "al-export").click()
+    folder = Path(page.br.download_path)
+    files = page.wait(lambda: [f for f in folder.glob("*.csv")], 10, "downloaded CSV")
+    time.sleep(0.3)
+    with open(files[0], newline="") as f:
+        data = list(csv.DictReader(f))
+    assert sorted(r["alert_id"] for r in data) == sorted(a.alert_id for a in market.alerts)
+    assert {r["severity"] for r in data} == {"CRITICAL", "HIGH", "MEDIUM"}

@@ -1,0 +1,33 @@
+"""Redis and PostgreSQL unreachable: every page still renders, says so plainly, and logs no error."""
+from __future__ import annotations
+
+import time
+
+import pytest
+from selenium.webdriver.common.by import By
+
+from tests.e2e.browser_page import Page
+from tests.web_server import running_web
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def dead_web(servers, tmp_path_factory):
+    down = servers.replace(redis_url="redis://127.0.0.1:9/0", database_url="postgresql://nobody@127.0.0.1:9/none")
+    with running_web(down, tmp_path_factory.mktemp("dead")) as server:
+        yield server
+
+
+@pytest.mark.parametrize("path, wait_for", [("/", "#wl-table"), ("/scanner", "#sc-table"), ("/whales", "#wh-grid"),
+                                            ("/alerts", "#al-table")])
+def test_outg001_pages_show_a_banner_not_a_traceback(dash_br, dead_web, path, wait_for):
+    page = Page(dash_br, dead_web).open(path, wait_for)
+    banner = page.driver.find_element(By.ID, "status-banner")
+    page.wait(lambda: "Redis" in banner.text, 10, "the outage banner")
+    assert "banner-danger" in banner.get_attribute("class")
+    assert page.driver.find_element(By.ID, "status-pill").text == "OFFLINE"
+    time.sleep(3)  # let the page's interval callbacks run against the dead stores
+    assert "Traceback" not in page.driver.find_element(By.TAG_NAME, "body").text
+    errors = [e for e in page.console_errors() if "/ws/" not in e["message"]]  # a refused socket is expected
+    assert errors == []

@@ -1,0 +1,128 @@
+"""Watchlist page in headless Chromium: live prices over the WebSocket, chart, book, tape, alert feed."""
+from __future__ import annotations
+
+import time
+
+import pytest
+import redis
+from selenium.webdriver.common.by import By
+
+from components.format import fmt_price
+from pipeline import speed_layer
+from pipeline.events import Alert
+from tests import market_data
+
+pytestmark = pytest.mark.e2e
+
+
+def last_cell(page, symbol):
+    return page.by_id(symbol=symbol, type="wl-last")
+
+
+def test_wtch001_loads_with_data_and_no_console_errors(page, market):
+    page.open("/")
+    aapl = fmt_price(market.tickers["AAPL"]["price"])
+    page.wait(lambda: last_cell(page, "AAPL").text == aapl, what="AAPL price")
+    for sym, t in market.tickers.items():
+        assert last_cell(page, sym).text == fmt_price(t["price"])
+    page.wait(lambda: page.js("var g = document.querySelector('#wl-chart .js-plotly-plot');"
+                              "return g && g.data && g.data.length === 3 && g.data[0].type === 'candlestick';"),
+              what="candlestick chart")
+    closes = page.js("return document.querySelector('#wl-chart .js-plotly-plot').data[0].close")
+    assert closes[:-1] == [c.close for c in market.candles_of("AAPL", 60)][-len(closes) + 1:]
+    assert "simulated" in page.driver.find_element(By.CSS_SELECTOR, ".panel-title .tag").text
+    page.wait(lambda: len(page.driver.find_elements(By.CSS_SELECTOR, "#wl-book .book-row")) == 12, what="book")
+    page.wait(lambda: len(page.driver.find_elements(By.CSS_SELECTOR, "#wl-tape tbody tr")) == 40, what="tape")
+    page.wait(lambda: len(page.driver.find_elements(By.CSS_SELECTOR, "#wl-feed .feed-item")) == 4, what="feed")
+    page.wait(lambda: page.driver.find_element(By.ID, "status-pill").text == "LIVE", what="LIVE pill")
+    assert "banner-hidden" in page.driver.find_element(By.ID, "status-banner").get_attribute("class")
+    time.sleep(1.5)
+    page.screenshot("watchlist")
+    assert page.console_errors() == []
+
+
+def test_wtch002_price_ticks_on_screen_without_reload(page, market, servers):
+    page.open("/")
+    page.wait(lambda: last_cell(page, "MSFT").text == fmt_price(market.tickers["MSFT"]["price"]), what="MSFT")
+    page.js("window.__sameDocument = true;")
+    up = round(market.tickers["MSFT"]["price"] + 3.21, 2)
+    sent = time.monotonic()
+    market_data.tick(servers, "MSFT", up)
+    page.wait(lambda: last_cell(page, "MSFT").text == fmt_price(up), 3, "MSFT price to tick up")
+    assert time.monotonic() - sent < 3
+    assert "flash-up" in last_cell(page, "MSFT").get_attribute("class")
+    down = round(up - 5.0, 2)
+    market_data.tick(servers, "MSFT", down)
+    page.wait(lambda: last_cell(page, "MSFT").text == fmt_price(down), 3, "MSFT price to tick down")
+    assert "flash-down" in last_cell(page, "MSFT").get_attribute("class")
+    assert page.js("return window.__sameDocument === true")  # no reload happened
+    change = page.by_id(symbol="MSFT", type="wl-change").text
+    assert change.startswith(("+", "-")) and change.endswith("%")
+    assert page.console_errors() == []
+
+
+def test_wtch003_selecting_a_symbol_updates_chart_book_and_tape(page, market):
+    page.open("/")
+    page.wait(lambda: last_cell(page, "BTC-USD").text != "—", what="prices")
+    page.by_id(symbol="BTC-USD", type="wl-row").click()
+    page.wait(lambda: "selected" in page.by_id(symbol="BTC-USD", type="wl-row").get_attribute("class"),
+              what="row selected")
+    page.wait(lambda: page.driver.find_element(By.ID, "wl-head-price").text ==
+              fmt_price(market.tickers["BTC-USD"]["price"]) or None, what="headline")
+    last = market.trades["BTC-USD"][-1]
+    page.wait(lambda: page.driver.find_element(By.CSS_SELECTOR, "#wl-tape tbody tr td:nth-child(3)").text ==
+              fmt_price(last.price), what="BTC tape")
+    page.wait(lambda: page.js("return document.querySelector('#wl-chart .js-plotly-plot').data[0].name") ==
+              "BTC-USD", what="BTC chart")
+    bid = float(page.driver.find_element(By.CSS_SELECTOR, "#wl-book .book-row.bid td").text.replace(",", ""))
+    assert abs(bid - last.price) / last.price < 0.001
+
+
+def test_wtch004_chart_keeps_the_users_zoom_across_updates(page, market, servers):
+    page.open("/")
+    graph = "document.querySelector('#wl-chart .js-plotly-plot')"
+    page.wait(lambda: page.js(f"var g={graph}; return g && g.data && g.data.length === 3"), what="chart")
+    cs = market.candles_of("AAPL", 60)
+    lo, hi = cs[-8].window_start, cs[-3].window_start
+    page.js(f"var g={graph}; Plotly.relayout(g, {{'xaxis.range': [new Date({lo * 1000}).toISOString(),"
+            f" new Date({hi * 1000}).toISOString()]}});")
+    zoomed = page.js(f"return {graph}.layout.xaxis.range")
+    revision = page.js(f"return {graph}.data[0].close.slice(-1)[0]")
+    market_data.tick(servers, "AAPL", 150.0)  # the open candle changes at the next refresh
+    r = redis.Redis.from_url(servers.redis_url)
+    live = dict(market.open_candles[("AAPL", 60)].to_wire(), close=150.0, low=150.0)
+    r.set(speed_layer.candle_key("AAPL", 60), __import__("orjson").dumps(live))
+    page.wait(lambda: page.js(f"return {graph}.data[0].close.slice(-1)[0]") == 150.0, 8, "chart refresh")
+    assert revision != 150.0
+    assert page.js(f"return {graph}.layout.xaxis.range") == zoomed
+
+
+def test_wtch005_banner_when_the_pipeline_stops(page, market, servers):
+    page.open("/")
+    page.wait(lambda: page.driver.find_element(By.ID, "status-pill").text == "LIVE", what="LIVE")
+    redis.Redis.from_url(servers.redis_url).delete(speed_layer.heartbeat_key("processor"))
+    banner = page.driver.find_element(By.ID, "status-banner")
+    page.wait(lambda: "not running" in banner.text, 10, "stopped banner")
+    assert "banner-danger" in banner.get_attribute("class")
+    assert page.driver.find_element(By.ID, "status-pill").text == "STOPPED"
+    assert last_cell(page, "AAPL").text == fmt_price(market.tickers["AAPL"]["price"])  # last known values stay
+    assert page.console_errors() == []
+
+
+def test_wtch006_live_alert_feed(page, market, servers):
+    page.open("/")
+    page.wait(lambda: len(page.driver.find_elements(By.CSS_SELECTOR, "#wl-feed .feed-item")) == 4, what="feed")
+    alert = Alert("e2e-feed-1", "PRICE_SPIKE", "HIGH", "GOOGL", 190.0, 178.0, 6.7, "t-feed", time.time(), "jump",
+                  "BUY", 3.0)
+    market_data.publish_alert(servers, alert, history=False)
+    page.wait(lambda: "GOOGL" in page.driver.find_element(By.CSS_SELECTOR, "#wl-feed .feed-item").text, 5,
+              "new alert on top of the feed")
+
+
+def test_wtch007_reads_in_a_narrow_window(page, market):
+    page.open("/")
+    page.wait(lambda: last_cell(page, "AAPL").text != "—", what="prices")
+    page.viewport(400, 800)
+    time.sleep(0.5)
+    assert page.js("return document.documentElement.scrollWidth") <= 401
+    assert last_cell(page, "AAPL").is_displayed()

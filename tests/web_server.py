@@ -1,0 +1,69 @@
+"""The production web server (``python -m app.web``: gunicorn, gthread) as a child process for tests."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import requests
+
+from pipeline.settings import Settings
+from pipeline.stack.servers import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class WebServer:
+    def __init__(self, url: str, proc: subprocess.Popen, log: Path):
+        self.url = url
+        self.proc = proc
+        self.log = log
+
+    def get(self, path: str, **kw) -> requests.Response:
+        return requests.get(self.url + path, timeout=10, **kw)
+
+    def stop(self, timeout: float = 20.0) -> float:
+        """SIGTERM and wait; returns how long the server took to exit."""
+        started = time.monotonic()
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+                raise
+        return time.monotonic() - started
+
+
+@contextmanager
+def running_web(settings: Settings, log_dir: Path, **env_overrides: str) -> Iterator[WebServer]:
+    """Start the web app on a free loopback port against ``settings``' Redis and PostgreSQL."""
+    port = free_port()
+    env = dict(os.environ, REDIS_URL=settings.redis_url, DATABASE_URL=settings.database_url,
+               STOCKIT_WEB_HOST="127.0.0.1", STOCKIT_WEB_PORT=str(port), STOCKIT_LOG_FORMAT="text",
+               PYTHONUNBUFFERED="1", **env_overrides)
+    log = Path(log_dir) / f"web-{port}.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "app.web"], cwd=ROOT, env=env, stdout=out,
+                                stderr=subprocess.STDOUT)
+    server = WebServer(f"http://127.0.0.1:{port}", proc, log)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"web server exited with {proc.returncode}: {log.read_text()[-3000:]}")
+            try:
+                requests.get(server.url + "/api/v1/openapi.json", timeout=2)
+                break
+            except requests.RequestException:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"web server not up after 60 s: {log.read_text()[-3000:]}") from None
+                time.sleep(0.2)
+        yield server
+    finally:
+        server.stop()
