@@ -20,6 +20,7 @@ WL_SPARK = "wl-spark"    # pattern type
 WL_TS = "wl-ts"          # pattern type: event time of the price shown (for latency measurement)
 WL_PRICE_STORE = "wl-price-store"
 WL_CHART = "wl-chart"
+WL_CHART_DRAWN = "wl-chart-drawn"  # what the chart was last drawn for (symbol, window, empty or not)
 WL_CHART_TITLE = "wl-chart-title"
 WL_BOOK = "wl-book"
 WL_BOOK_FIG = "wl-book-fig"

@@ -42,16 +42,25 @@ class Market:
 
 
 def make_trades(symbol: str, base: float, start: float, seconds: float, per_second: float, seed: int) -> list[Trade]:
+    """A seeded random walk of trades from ``start``, the last one exactly at ``start + seconds``.
+
+    Ending on a trade at a fixed time makes the market the same whatever the wall clock says: however
+    soon after a window boundary ``now`` falls, every symbol has traded in each window still open, so
+    each has an open candle of every size (the processor always leaves one in Redis).
+    """
     rng = random.Random(seed)
+    end = start + seconds
     price, out, ts, i = base, [], start, 0
-    while ts < start + seconds:
+    while True:
+        ts = min(ts, end)
         price *= math.exp(rng.gauss(0, 0.0006))
         side = "BUY" if rng.random() < 0.55 else "SELL"
         qty = round(rng.uniform(1, 20), 2)
         out.append(Trade(f"{symbol}-{seed}-{i}", symbol, round(price, 6), qty, side, "TEST", ts, sequence=i))
+        if ts == end:
+            return out
         i += 1
         ts += rng.expovariate(per_second)
-    return out
 
 
 def _alert(t: Trade, kind: str, severity: str, reference: float, deviation: float, message: str) -> Alert:
@@ -63,7 +72,8 @@ def build(now: Optional[float] = None, minutes: float = 20, symbols=tuple(BASES)
     now = time.time() if now is None else now
     m = Market(now=now)
     for k, sym in enumerate(symbols):
-        trades = make_trades(sym, BASES[sym], now - minutes * 60, minutes * 60 - 0.5, 1.0, seed + k)
+        # every symbol's last trade falls in the final second, a hundredth of a second apart (one is the newest)
+        trades = make_trades(sym, BASES[sym], now - minutes * 60, minutes * 60 - 0.5 - 0.01 * k, 1.0, seed + k)
         m.trades[sym] = trades
         windows, ticker = SymbolWindows(sym, WINDOWS, 2.0), Ticker()
         for t in trades:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import dash
 import orjson
-from dash import ALL, ClientsideFunction, Input, Output, State, callback, clientside_callback, ctx, dcc, html
+from dash import ALL, ClientsideFunction, Input, Output, Patch, State, callback, clientside_callback, ctx, dcc, html
 from dash_extensions import WebSocket
 
 from app import ids
@@ -51,6 +51,7 @@ def layout(**_query) -> html.Div:
         dcc.Interval(id=ids.WL_SLOW_INTERVAL, interval=5000),
         dcc.Store(id=ids.WL_FEED_STORE, data=[]),
         dcc.Store(id=ids.WL_PRICE_STORE, data=symbols),
+        dcc.Store(id=ids.WL_CHART_DRAWN),
         html.Div([
             html.Div(html.Div([
                 html.H2("Watchlist", className="panel-title"),
@@ -156,20 +157,31 @@ def add_new_symbols(_n, shown, selected):
     return _rows(symbols, prices, series, selected), symbols, symbols
 
 
-@callback(Output(ids.WL_CHART, "figure"), Input(ids.WL_SYMBOL, "value"), Input("wl-window", "value"),
-          Input(ids.WL_FAST_INTERVAL, "n_intervals"))
-@guarded(lambda exc: dash.no_update)
-def refresh_chart(symbol, window, _n):
+@callback(Output(ids.WL_CHART, "figure"), Output(ids.WL_CHART_DRAWN, "data"), Input(ids.WL_SYMBOL, "value"),
+          Input("wl-window", "value"), Input(ids.WL_FAST_INTERVAL, "n_intervals"), State(ids.WL_CHART_DRAWN, "data"))
+@guarded(lambda exc: (dash.no_update, dash.no_update))
+def refresh_chart(symbol, window, _n, drawn):
+    """Draw the chart when what it shows changes; on a refresh of the same chart replace only its traces.
+
+    dcc.Graph keeps the user's zoom and pan in the figure's layout: a whole new figure every refresh
+    would reset the view, so a refresh sends a ``Patch`` of ``data`` and leaves the layout alone.
+    """
     if not symbol:
-        return dash.no_update
+        return dash.no_update, dash.no_update
     svc = current()
     try:
         candles = svc.history(lambda h: h.candles(symbol, window, limit=120))
     except Exception:  # noqa: BLE001 - history down: still show the open candle
         candles = []
     open_candle = svc.speed(lambda r: r.open_candle(symbol, window))
-    return candlestick_figure(merge_open_candle(candles, open_candle), symbol, window,
-                              uirevision=f"{symbol}:{window}")
+    shown = merge_open_candle(candles, open_candle)
+    figure = candlestick_figure(shown, symbol, window, uirevision=f"{symbol}:{window}")
+    chart = f"{symbol}:{window}:{'candles' if shown else 'empty'}"
+    if chart != drawn:
+        return figure, chart
+    traces = Patch()
+    traces["data"] = figure.to_dict()["data"]
+    return traces, dash.no_update
 
 
 @callback(Output(ids.WL_BOOK, "children"), Output(ids.WL_TAPE, "children"), Input(ids.WL_SYMBOL, "value"),

@@ -219,7 +219,10 @@ class KafkaServer(LocalServer):
 def _kafka_cluster_id() -> str:
     import base64
 
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    while True:  # an id starting with "-" would be read as an option by the storage tool
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 # ------------------------------------------------------------------------------------------------
