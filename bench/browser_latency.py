@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # tests.browser
 
 from stack import running_stack  # noqa: E402
 
@@ -53,15 +53,10 @@ return true;
 
 def browser():
     from selenium import webdriver
-    from selenium.webdriver.chrome.options import Options
 
-    o = Options()
-    o.binary_location = os.environ.get("STOCKIT_CHROMIUM", "/usr/bin/chromium")
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--no-first-run", "--window-size=1280,800"):
-        o.add_argument(flag)
-    return webdriver.Chrome(options=o)
+    from tests.browser import chrome_options
+
+    return webdriver.Chrome(options=chrome_options())
 
 
 def pct(values: list[float], q: float) -> float:

@@ -35,8 +35,6 @@ def cmd_up(s: Settings, args) -> int:
     workers = tuple(w for w in WORKERS if not (args.no_web and w == "web"))
     if args.rate is not None:
         s = s.replace(trade_rate=args.rate)
-        import os
-        os.environ["STOCKIT_TRADE_RATE"] = str(args.rate)
     return up(s, workers)
 
 

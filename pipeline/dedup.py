@@ -31,7 +31,7 @@ class DedupPolicy:
 
 
 class InMemoryDedup:
-    """The same policy over a dict and an injected clock: for tests and the replay tool."""
+    """The same policy over a dict and an injected clock (what the Redis adapter does, without Redis)."""
 
     def __init__(self, policy: DedupPolicy):
         self.policy = policy

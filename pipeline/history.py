@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import logging
-import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Iterable, Iterator, Optional, Sequence
@@ -166,10 +165,6 @@ class HistoryWriter:
 # ------------------------------------------------------------------------------------------------
 # Read side (web app, API, alert engine)
 # ------------------------------------------------------------------------------------------------
-
-def _row_ts(value) -> float:
-    return value.timestamp() if isinstance(value, datetime) else float(value)
-
 
 def _iso(value) -> Optional[str]:
     if value is None:

@@ -181,7 +181,7 @@ class Processor:
         now = self.clock()
         states = self.states
         rows = self.rows
-        last_by_symbol: dict[str, Trade] = {}
+        last_by_symbol: dict[str, tuple[Trade, PartitionState]] = {}
         tape: dict[str, list[Trade]] = {}
         touched: set[int] = set()
         max_future = self.s.max_future_seconds
@@ -209,7 +209,7 @@ class Processor:
             rows.append((trade, not fresh))
             valid += 1
             if fresh:
-                last_by_symbol[trade.symbol] = trade
+                last_by_symbol[trade.symbol] = (trade, st)
                 lst = tape.get(trade.symbol)
                 if lst is None:
                     tape[trade.symbol] = [trade]
@@ -258,13 +258,10 @@ class Processor:
             self.alerts.append(a)
             self.outbox.append((s.topic_alerts, a.symbol.encode(), a.encode()))
 
-    def _write_speed_layer(self, last_by_symbol: dict[str, Trade], tape: dict[str, list[Trade]],
+    def _write_speed_layer(self, last_by_symbol: dict[str, tuple[Trade, PartitionState]], tape: dict[str, list[Trade]],
                            candles: list[Candle], alerts: list[Alert], touched: set[int], now: float) -> None:
         tickers, open_candles, series = {}, {}, {}
-        for sym, trade in last_by_symbol.items():
-            st = self._state_of(sym)
-            if st is None:
-                continue
+        for sym, (trade, st) in last_by_symbol.items():
             ss = st.symbols[sym]
             tickers[sym] = ss.ticker.snapshot(sym)
             for c in ss.windows.current():
@@ -292,18 +289,12 @@ class Processor:
                 self._redis_failing = True
             return
         after = time.time()
-        for trade in last_by_symbol.values():
+        for trade, _ in last_by_symbol.values():
             lag = after - trade.ts
             if 0 <= lag < 3600:
                 self.metrics.e2e_latency.observe(lag)
 
-    def _state_of(self, symbol: str) -> Optional[PartitionState]:
-        for st in self.states.values():
-            if symbol in st.symbols:
-                return st
-        return None
-
-    def _observe(self, n: int, valid: int, last_by_symbol: dict[str, Trade], candles: list[Candle],
+    def _observe(self, n: int, valid: int, last_by_symbol: dict[str, tuple[Trade, PartitionState]], candles: list[Candle],
                  alerts: list[Alert], started: float) -> None:
         m = self.metrics
         if n:
@@ -319,7 +310,7 @@ class Processor:
         for sym, count in valid_by_symbol.items():
             m.trades.labels(sym).inc(count)
         self.processed += valid
-        for sym, trade in last_by_symbol.items():
+        for sym, (trade, _) in last_by_symbol.items():
             m.price.labels(sym).set(trade.price)
         for c in candles:
             m.candles.labels(str(c.window_seconds)).inc()

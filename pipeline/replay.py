@@ -14,6 +14,7 @@ import csv
 import hashlib
 import logging
 import math
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from pipeline.settings import Settings
 
 logger = logging.getLogger(__name__)
 REQUIRED = ("timestamp", "symbol", "price", "quantity")
-_SYMBOL = __import__("re").compile(SYMBOL_PATTERN)
+_SYMBOL = re.compile(SYMBOL_PATTERN)
 
 
 class ReplayError(ValueError):

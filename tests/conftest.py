@@ -18,15 +18,9 @@ from pipeline.settings import Settings
 
 def pytest_setup_options():
     """Chrome options for dash[testing]: Debian's Chromium, headless, no network chatter."""
-    from selenium.webdriver.chrome.options import Options
+    from tests.browser import chrome_options
 
-    options = Options()
-    options.binary_location = os.environ.get("STOCKIT_CHROMIUM", "/usr/bin/chromium")
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--no-first-run", "--window-size=1280,800"):
-        options.add_argument(flag)
-    return options
+    return chrome_options()
 
 
 @pytest.fixture(scope="session")

@@ -355,10 +355,6 @@ class RedisServer(LocalServer):
         return redis.Redis(port=self.port, socket_connect_timeout=1).ping()
 
 
-def java_ok() -> bool:
-    return shutil.which("java") is not None
-
-
 if __name__ == "__main__":  # pragma: no cover - manual smoke run
     logging.basicConfig(level=logging.INFO)
     home = Path(sys.argv[1] if len(sys.argv) > 1 else "/tmp/stockit-stack")

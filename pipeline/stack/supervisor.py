@@ -84,9 +84,8 @@ def start_servers(s: Settings, out=print) -> tuple[Settings, list[LocalServer]]:
 
 
 def worker_env(s: Settings) -> dict:
-    env = dict(os.environ)
-    env.update(KAFKA_BOOTSTRAP_SERVERS=s.kafka_bootstrap_servers, REDIS_URL=s.redis_url, DATABASE_URL=s.database_url)
-    return env
+    """The workers' environment: ours, with every setting (servers included) as ``s`` has it."""
+    return {**os.environ, **s.to_env()}
 
 
 def up(s: Settings, workers: tuple[str, ...] = WORKERS, out=print, stop: Optional[threading.Event] = None) -> int:

@@ -2,7 +2,6 @@
 Prometheus server (Debian's binary) scraping it on loopback."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal
@@ -110,8 +109,6 @@ def leftover_processes(home: Path) -> list[int]:
 
 @pytest.fixture(scope="session")
 def local_stack(tmp_path_factory) -> Iterator[LocalStack]:
-    if importlib.util.find_spec("pipeline.cli") is None:
-        pytest.skip("pipeline/cli.py (`stockit up`) does not exist yet")
     home = tmp_path_factory.mktemp("stockit-home")
     log = home / "stockit-up.log"
     kafka, redis, postgres, producer, processor, alert, web = free_ports(7)
