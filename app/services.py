@@ -17,7 +17,7 @@ import psycopg2.pool
 import redis
 
 from app.status import PipelineStatus, assess
-from pipeline.history import History
+from pipeline.history.reader import HistoryReader
 from pipeline.settings import Settings
 from pipeline.speed_layer import SpeedLayerReader
 
@@ -45,7 +45,7 @@ class Services:
         self.redis = redis.Redis.from_url(settings.redis_url or "redis://127.0.0.1:6379/0", socket_timeout=3,
                                           socket_connect_timeout=2, health_check_interval=30)
         self.reader = SpeedLayerReader(self.redis)
-        self._history: Optional[History] = None
+        self._history: Optional[HistoryReader] = None
         self._history_lock = threading.Lock()
         self._history_failed_at = 0.0
         self._db_slots = threading.BoundedSemaphore(DB_POOL)
@@ -62,7 +62,7 @@ class Services:
             raise Unavailable("redis", str(exc)) from exc
 
     # --- PostgreSQL ----------------------------------------------------------------------------
-    def _get_history(self) -> History:
+    def _get_history(self) -> HistoryReader:
         if self._history is not None:
             return self._history
         with self._history_lock:
@@ -72,7 +72,7 @@ class Services:
                 if time.monotonic() - self._history_failed_at < DB_RETRY_SECONDS:
                     raise Unavailable("database", "connection failed moments ago")
                 try:
-                    self._history = History(self.settings.database_url, maxconn=DB_POOL)
+                    self._history = HistoryReader(self.settings.database_url, maxconn=DB_POOL)
                 except DB_ERRORS as exc:
                     self._history_failed_at = time.monotonic()
                     raise Unavailable("database", str(exc).strip()) from exc
@@ -87,7 +87,7 @@ class Services:
         finally:
             self._db_slots.release()
 
-    def history(self, fn: Callable[[History], T]) -> T:
+    def history(self, fn: Callable[[HistoryReader], T]) -> T:
         """Run ``fn(history)`` holding one pooled connection slot; outages raise Unavailable("database")."""
         with self._slot():
             h = self._get_history()

@@ -23,7 +23,7 @@ from pipeline import kafka_io, speed_layer
 from pipeline.breaker import CLOSED, OPEN, STATE_VALUE, BreakerPolicy, BreakerState, advance, on_alert
 from pipeline.dedup import DEFAULT_TTLS, DedupPolicy
 from pipeline.events import Alert
-from pipeline.history import History
+from pipeline.history.alert_status import AlertStatusStore
 from pipeline.metrics import AlertEngineMetrics
 from pipeline.settings import Settings
 from pipeline.webhooks import Delivery, WebhookSender
@@ -94,7 +94,7 @@ class AlertEngine:
                                     settings.webhook_timeout, observe=m.webhook_duration.observe)
         self.pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="webhook")
         self.redis: Optional[redis.Redis] = None
-        self.history: Optional[History] = None
+        self.history: Optional[AlertStatusStore] = None
         self.consumer: Optional[Consumer] = None
         self.producer = None
         self.board: Optional[BreakerBoard] = None
@@ -105,7 +105,7 @@ class AlertEngine:
         s = self.s
         self.redis = speed_layer.connect(s.redis_url)
         self._claim = self.redis.register_script(_CLAIM)
-        self.history = History(s.database_url, maxconn=4)
+        self.history = AlertStatusStore(s.database_url)
         self.producer = kafka_io.make_producer(s)
         self.board = BreakerBoard(self.redis, self.policy, self.metrics)
         # Offsets are stored as messages are consumed and committed after the batch is handled.

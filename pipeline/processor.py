@@ -25,7 +25,7 @@ from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, TopicPartition
 
 from pipeline import kafka_io
 from pipeline.events import Alert, Candle, InvalidRecord, Trade, iso
-from pipeline.history import HistoryWriter
+from pipeline.history.writer import HistoryWriter
 from pipeline.metrics import ProcessorMetrics
 from pipeline.partition_state import PartitionState
 from pipeline.rules import RuleBook, RuleConfig

@@ -18,7 +18,7 @@ import redis
 
 from pipeline import speed_layer
 from pipeline.events import Alert, Candle, Trade, alert_id_for
-from pipeline.history import HistoryWriter
+from pipeline.history.writer import HistoryWriter
 from pipeline.partition_state import Ticker
 from pipeline.settings import Settings
 from pipeline.windows import SymbolWindows

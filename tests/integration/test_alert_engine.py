@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry
 from pipeline import speed_layer
 from pipeline.alert_engine import AlertEngine
 from pipeline.events import Alert, alert_id_for
-from pipeline.history import HistoryWriter
+from pipeline.history.writer import HistoryWriter
 from pipeline.metrics import AlertEngineMetrics
 from pipeline.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 from tests.integration.helpers import consume_all, produce, sql, wait_until

@@ -1,4 +1,4 @@
-"""PostgreSQL history: the processor's transactional flush and the queries the web app runs.
+"""The processor's side of PostgreSQL: one checkpoint, one transaction.
 
 ``HistoryWriter.flush`` writes one checkpoint in one transaction: trades (bulk COPY through a
 staging table, ``ON CONFLICT DO NOTHING`` on the trade id), finalized candles, alerts, outbox
@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import io
 import logging
-from contextlib import contextmanager
 from datetime import datetime, timezone
-from typing import Iterable, Iterator, Optional, Sequence
+from typing import Iterable, Optional, Sequence
 
 import psycopg2
 import psycopg2.extras
-import psycopg2.pool
 
 from pipeline.events import Alert, Candle, Trade
+from pipeline.history import connect
 
 logger = logging.getLogger(__name__)
 UTC = timezone.utc
@@ -29,11 +28,6 @@ CREATE TEMP TABLE IF NOT EXISTS trades_stage (
 ) ON COMMIT DELETE ROWS
 """
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-
-
-def connect(url: str):
-    conn = psycopg2.connect(url, connect_timeout=10, application_name="stockit")
-    return conn
 
 
 def _text(value: Optional[str]) -> str:
@@ -66,7 +60,7 @@ class HistoryWriter:
 
     def __init__(self, url: str):
         self.url = url
-        self.conn = connect(url)
+        self.conn = connect(url, "stockit-processor")
         self._months: list[tuple[float, float]] = []  # month ranges known to have a partition
         with self.conn, self.conn.cursor() as cur:
             cur.execute(STAGE_DDL)
@@ -160,140 +154,3 @@ class HistoryWriter:
         if ids:
             with self.conn, self.conn.cursor() as cur:
                 cur.execute("DELETE FROM outbox WHERE id = ANY(%s)", (list(ids),))
-
-
-# ------------------------------------------------------------------------------------------------
-# Read side (web app, API, alert engine)
-# ------------------------------------------------------------------------------------------------
-
-def _iso(value) -> Optional[str]:
-    if value is None:
-        return None
-    return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
-class History:
-    """Queries over PostgreSQL through a small thread-safe pool. Returns JSON-able dicts."""
-
-    def __init__(self, url: str, maxconn: int = 8):
-        self.url = url
-        self.pool = psycopg2.pool.ThreadedConnectionPool(1, maxconn, url, connect_timeout=5,
-                                                         application_name="stockit-web")
-
-    def close(self) -> None:
-        self.pool.closeall()
-
-    @contextmanager
-    def cursor(self) -> Iterator[psycopg2.extras.RealDictCursor]:
-        conn = self.pool.getconn()
-        try:
-            with conn, conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
-                yield cur
-        except psycopg2.OperationalError:
-            self.pool.putconn(conn, close=True)
-            conn = None
-            raise
-        finally:
-            if conn is not None:
-                self.pool.putconn(conn)
-
-    def candles(self, symbol: str, window_seconds: int, limit: int = 120, start: Optional[float] = None,
-                end: Optional[float] = None) -> list[dict]:
-        """Finalized candles, oldest first (the newest ``limit`` in range)."""
-        with self.cursor() as cur:
-            cur.execute("""
-                SELECT * FROM (
-                    SELECT symbol, window_seconds, window_start, window_end, open, high, low, close, volume, vwap,
-                           trade_count, buy_volume, sell_volume
-                    FROM candles WHERE symbol = %s AND window_seconds = %s
-                      AND (%s::float8 IS NULL OR window_start >= to_timestamp(%s))
-                      AND (%s::float8 IS NULL OR window_start < to_timestamp(%s))
-                    ORDER BY window_start DESC LIMIT %s) c ORDER BY window_start""",
-                        (symbol, window_seconds, start, start, end, end, limit))
-            rows = cur.fetchall()
-        for r in rows:
-            r["window_start"], r["window_end"] = _iso(r["window_start"]), _iso(r["window_end"])
-        return rows
-
-    def trades(self, symbol: Optional[str] = None, start: Optional[float] = None, end: Optional[float] = None,
-               limit: int = 100) -> list[dict]:
-        """Trades newest first."""
-        with self.cursor() as cur:
-            cur.execute("""
-                SELECT trade_id, symbol, price, quantity, side, exchange, trader_id, sequence, ts AS timestamp, late
-                FROM trades
-                WHERE (%s::text IS NULL OR symbol = %s)
-                  AND (%s::float8 IS NULL OR ts >= to_timestamp(%s))
-                  AND (%s::float8 IS NULL OR ts < to_timestamp(%s))
-                ORDER BY ts DESC LIMIT %s""", (symbol, symbol, start, start, end, end, limit))
-            rows = cur.fetchall()
-        for r in rows:
-            r["timestamp"] = _iso(r["timestamp"])
-        return rows
-
-    ALERT_COLUMNS = ("alert_id, alert_type, severity, symbol, price, reference, deviation, trade_id, ts, message, "
-                     "side, quantity, status, delivery_status, delivery_attempts, delivered_at, last_error, "
-                     "acknowledged, acknowledged_at, acknowledged_by")
-
-    def alerts(self, *, unacked_only: bool = False, severities: Sequence[str] = (), types: Sequence[str] = (),
-               symbol: Optional[str] = None, limit: int = 100, since: Optional[float] = None) -> list[dict]:
-        """Alerts newest first, filtered."""
-        with self.cursor() as cur:
-            cur.execute(f"""
-                SELECT {self.ALERT_COLUMNS} FROM alerts
-                WHERE (NOT %s OR NOT acknowledged)
-                  AND (cardinality(%s::text[]) = 0 OR severity = ANY(%s::text[]))
-                  AND (cardinality(%s::text[]) = 0 OR alert_type = ANY(%s::text[]))
-                  AND (%s::text IS NULL OR symbol = %s)
-                  AND (%s::float8 IS NULL OR ts >= to_timestamp(%s))
-                ORDER BY ts DESC, alert_id LIMIT %s""",
-                        (unacked_only, list(severities), list(severities), list(types), list(types), symbol, symbol,
-                         since, since, limit))
-            rows = cur.fetchall()
-        return [_alert_row(r) for r in rows]
-
-    def alert(self, alert_id: str) -> Optional[dict]:
-        with self.cursor() as cur:
-            cur.execute(f"SELECT {self.ALERT_COLUMNS} FROM alerts WHERE alert_id = %s", (alert_id,))
-            row = cur.fetchone()
-        return _alert_row(row) if row else None
-
-    def acknowledge(self, alert_id: str, by: str = "analyst") -> Optional[dict]:
-        """Mark acknowledged (idempotent: the first acknowledgement's time and author stay)."""
-        with self.cursor() as cur:
-            cur.execute("""UPDATE alerts SET acknowledged = true,
-                                  acknowledged_at = COALESCE(acknowledged_at, now()),
-                                  acknowledged_by = COALESCE(acknowledged_by, %s)
-                           WHERE alert_id = %s""", (by, alert_id))
-            if cur.rowcount == 0:
-                return None
-        return self.alert(alert_id)
-
-    def set_alert_status(self, alert_id: str, status: str, delivery_status: Optional[str] = None,
-                         attempts: int = 0, error: Optional[str] = None) -> None:
-        with self.cursor() as cur:
-            cur.execute("""UPDATE alerts SET status = %s, delivery_status = COALESCE(%s, delivery_status),
-                                  delivery_attempts = delivery_attempts + %s, last_error = %s,
-                                  delivered_at = CASE WHEN %s = 'delivered' THEN now() ELSE delivered_at END
-                           WHERE alert_id = %s""", (status, delivery_status, attempts, error, delivery_status,
-                                                     alert_id))
-
-    def counts(self) -> dict[str, int]:
-        with self.cursor() as cur:
-            cur.execute("SELECT (SELECT count(*) FROM alerts) AS alerts, "
-                        "(SELECT count(*) FROM alerts WHERE NOT acknowledged) AS unacked, "
-                        "(SELECT count(*) FROM candles) AS candles")
-            return dict(cur.fetchone())
-
-    def ping(self) -> bool:
-        with self.cursor() as cur:
-            cur.execute("SELECT 1")
-            return cur.fetchone() is not None
-
-
-def _alert_row(r: dict) -> dict:
-    r = dict(r)
-    r["timestamp"] = _iso(r.pop("ts"))
-    r["delivered_at"] = _iso(r["delivered_at"])
-    r["acknowledged_at"] = _iso(r["acknowledged_at"])
-    return r

@@ -1,0 +1,105 @@
+"""The web app's side of PostgreSQL: history queries and acknowledgements, as JSON-able dicts."""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+from pipeline.history import Pool, iso
+
+
+class HistoryReader(Pool):
+    """Queries over PostgreSQL through a small thread-safe pool. Returns JSON-able dicts."""
+
+    def __init__(self, url: str, maxconn: int = 8):
+        super().__init__(url, maxconn, "stockit-web")
+
+    def candles(self, symbol: str, window_seconds: int, limit: int = 120, start: Optional[float] = None,
+                end: Optional[float] = None) -> list[dict]:
+        """Finalized candles, oldest first (the newest ``limit`` in range)."""
+        with self.cursor() as cur:
+            cur.execute("""
+                SELECT * FROM (
+                    SELECT symbol, window_seconds, window_start, window_end, open, high, low, close, volume, vwap,
+                           trade_count, buy_volume, sell_volume
+                    FROM candles WHERE symbol = %s AND window_seconds = %s
+                      AND (%s::float8 IS NULL OR window_start >= to_timestamp(%s))
+                      AND (%s::float8 IS NULL OR window_start < to_timestamp(%s))
+                    ORDER BY window_start DESC LIMIT %s) c ORDER BY window_start""",
+                        (symbol, window_seconds, start, start, end, end, limit))
+            rows = cur.fetchall()
+        for r in rows:
+            r["window_start"], r["window_end"] = iso(r["window_start"]), iso(r["window_end"])
+        return rows
+
+    def trades(self, symbol: Optional[str] = None, start: Optional[float] = None, end: Optional[float] = None,
+               limit: int = 100) -> list[dict]:
+        """Trades newest first."""
+        with self.cursor() as cur:
+            cur.execute("""
+                SELECT trade_id, symbol, price, quantity, side, exchange, trader_id, sequence, ts AS timestamp, late
+                FROM trades
+                WHERE (%s::text IS NULL OR symbol = %s)
+                  AND (%s::float8 IS NULL OR ts >= to_timestamp(%s))
+                  AND (%s::float8 IS NULL OR ts < to_timestamp(%s))
+                ORDER BY ts DESC LIMIT %s""", (symbol, symbol, start, start, end, end, limit))
+            rows = cur.fetchall()
+        for r in rows:
+            r["timestamp"] = iso(r["timestamp"])
+        return rows
+
+    ALERT_COLUMNS = ("alert_id, alert_type, severity, symbol, price, reference, deviation, trade_id, ts, message, "
+                     "side, quantity, status, delivery_status, delivery_attempts, delivered_at, last_error, "
+                     "acknowledged, acknowledged_at, acknowledged_by")
+
+    def alerts(self, *, unacked_only: bool = False, severities: Sequence[str] = (), types: Sequence[str] = (),
+               symbol: Optional[str] = None, limit: int = 100, since: Optional[float] = None) -> list[dict]:
+        """Alerts newest first, filtered."""
+        with self.cursor() as cur:
+            cur.execute(f"""
+                SELECT {self.ALERT_COLUMNS} FROM alerts
+                WHERE (NOT %s OR NOT acknowledged)
+                  AND (cardinality(%s::text[]) = 0 OR severity = ANY(%s::text[]))
+                  AND (cardinality(%s::text[]) = 0 OR alert_type = ANY(%s::text[]))
+                  AND (%s::text IS NULL OR symbol = %s)
+                  AND (%s::float8 IS NULL OR ts >= to_timestamp(%s))
+                ORDER BY ts DESC, alert_id LIMIT %s""",
+                        (unacked_only, list(severities), list(severities), list(types), list(types), symbol, symbol,
+                         since, since, limit))
+            rows = cur.fetchall()
+        return [_alert_row(r) for r in rows]
+
+    def alert(self, alert_id: str) -> Optional[dict]:
+        with self.cursor() as cur:
+            cur.execute(f"SELECT {self.ALERT_COLUMNS} FROM alerts WHERE alert_id = %s", (alert_id,))
+            row = cur.fetchone()
+        return _alert_row(row) if row else None
+
+    def acknowledge(self, alert_id: str, by: str = "analyst") -> Optional[dict]:
+        """Mark acknowledged (idempotent: the first acknowledgement's time and author stay)."""
+        with self.cursor() as cur:
+            cur.execute("""UPDATE alerts SET acknowledged = true,
+                                  acknowledged_at = COALESCE(acknowledged_at, now()),
+                                  acknowledged_by = COALESCE(acknowledged_by, %s)
+                           WHERE alert_id = %s""", (by, alert_id))
+            if cur.rowcount == 0:
+                return None
+        return self.alert(alert_id)
+
+    def counts(self) -> dict[str, int]:
+        with self.cursor() as cur:
+            cur.execute("SELECT (SELECT count(*) FROM alerts) AS alerts, "
+                        "(SELECT count(*) FROM alerts WHERE NOT acknowledged) AS unacked, "
+                        "(SELECT count(*) FROM candles) AS candles")
+            return dict(cur.fetchone())
+
+    def ping(self) -> bool:
+        with self.cursor() as cur:
+            cur.execute("SELECT 1")
+            return cur.fetchone() is not None
+
+
+def _alert_row(r: dict) -> dict:
+    r = dict(r)
+    r["timestamp"] = iso(r.pop("ts"))
+    r["delivered_at"] = iso(r["delivered_at"])
+    r["acknowledged_at"] = iso(r["acknowledged_at"])
+    return r
