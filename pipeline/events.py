@@ -119,7 +119,8 @@ def _check_bytes(raw, max_bytes: int) -> bytes:
     return raw
 
 
-def _check_text(name: str, value: Optional[str]) -> None:
+def check_text(name: str, value: Optional[str]) -> None:
+    """Refuse text that PostgreSQL cannot store or a screen would misshow (InvalidRecord)."""
     if value is not None:
         found = _UNSAFE_TEXT.search(value)
         if found:
@@ -157,7 +158,7 @@ class Trade(msgspec.Struct, frozen=True, gc=False):
             raise InvalidRecord(f"bad JSON: {exc}", BAD_JSON) from None
         if b"\\" in raw or not raw.isascii():  # only escapes and non-ASCII can carry control characters
             for name in ("trade_id", "symbol", "exchange", "trader_id"):
-                _check_text(name, getattr(w, name))
+                check_text(name, getattr(w, name))
         try:
             ts = parse_iso(w.timestamp)
         except (ValueError, OverflowError):
