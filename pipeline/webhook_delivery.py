@@ -84,7 +84,7 @@ def post(url: str, body: bytes, headers: dict[str, str], deadline: float) -> Res
         answer.read(MAX_RESPONSE_BYTES)
         status = answer.status
     except (OSError, http.client.HTTPException, ValueError) as exc:
-        if expired.is_set():
+        if expired.is_set() or isinstance(exc, TimeoutError):  # a socket timeout is the deadline too
             error = f"no complete answer within the {deadline:g} s deadline"
         else:
             error = redact_text(f"{type(exc).__name__}: {exc}")[:200]

@@ -79,11 +79,11 @@ def test_alrt001_dedup_windows_and_breaker_states_survive_a_restart(topics, run_
     assert status(topics, first)[0] == "routed", "the first alert is not re-handled as its own duplicate"
     assert metrics.deduped.labels("CIRCUIT_BREAKER")._value.get() == 1
     b = breaker(topics, "TSLA")
-    assert (b["state"], b["since"], b["trips"]) == ("OPEN", T0 + 10, 1), "the later breach restarts the period"
+    assert (b["state"], b["since"], b["trips"]) == ("OPEN", T0 + 10, 1), "the later breach restarts it"
     # The stored state is the alerts' fold by event time; the wall clock only changes what is shown:
     # HALF_OPEN 300 s after the latest breach, in the metrics, while Redis keeps the fold.
     clock.now = T0 + 311
-    wait_until(lambda: metrics.breaker_state.labels("TSLA")._value.get() == 1, 10, "HALF_OPEN shown after 300 s")
+    wait_until(lambda: metrics.breaker_state.labels("TSLA")._value.get() == 1, 10, "HALF_OPEN shown at 311 s")
     engine.stop()
     stored = BreakerState(**breaker(topics, "TSLA"))
     assert stored.state == "OPEN" and advance(stored, T0 + 311, BreakerPolicy()).state == "HALF_OPEN"
@@ -150,7 +150,7 @@ def test_alrt002_critical_alerts_reach_the_webhook_signed_after_retries(topics, 
     assert {h[ID_HEADER] for h, _ in Hook.received} == {critical.alert_id}, "the same webhook-id on every try"
     headers, body = Hook.received[-1]
     verify(SECRET, headers, body)
-    assert Webhook(SECRET).verify(body, headers)["alert_id"] == critical.alert_id  # the reference library agrees
+    assert Webhook(SECRET).verify(body, headers)["alert_id"] == critical.alert_id  # the reference library
     assert json.loads(body)["alert_id"] == critical.alert_id
 
 
@@ -174,6 +174,7 @@ def test_alrt003_a_webhook_that_never_answers_well_is_dead_lettered(topics, run_
     last_error = sql(settings, "SELECT last_error FROM alerts WHERE alert_id = %s", (alert.alert_id,))[0][0]
     assert last_error == f"{origin}: HTTP 503"
     assert orjson.loads(dead[0].value())["endpoint"] == origin
-    stored = str(sql(settings, "SELECT * FROM webhook_deliveries")) + str(sql(settings, "SELECT * FROM alerts"))
+    stored = str(sql(settings, "SELECT * FROM webhook_deliveries"))
+    stored += str(sql(settings, "SELECT * FROM alerts"))
     for secret in ("T0K3N", "s3cr3t", "/hook"):
         assert secret not in stored and secret.encode() not in dead[0].value()
