@@ -26,7 +26,8 @@ import redis
 from confluent_kafka import Consumer, KafkaError, KafkaException
 
 from pipeline import kafka_io, speed_layer
-from pipeline.breaker import OPEN, STATE_VALUE, BreakerPolicy, BreakerState, advance, on_alert
+from pipeline.breaker import BreakerPolicy
+from pipeline.breaker_board import BreakerBoard
 from pipeline.dedup import DEFAULT_TTLS, DedupPolicy
 from pipeline.events import Alert, InvalidRecord
 from pipeline.history.alert_status import AlertStatusStore
@@ -130,52 +131,6 @@ class AlertTopics:
         self.producer.flush(10)
 
 
-class BreakerBoard:
-    """Every symbol's breaker as folded from its alerts by event time (written through to Redis), and
-    its state as of the wall clock for metrics and logs (a view, never stored)."""
-
-    def __init__(self, client: redis.Redis, policy: BreakerPolicy, metrics: AlertEngineMetrics):
-        self.client = client
-        self.policy = policy
-        self.metrics = metrics
-        self.states: dict[str, BreakerState] = {}
-        self.shown: dict[str, str] = {}
-
-    def load(self) -> None:
-        for sym, raw in self.client.hgetall(speed_layer.BREAKERS).items():
-            d = orjson.loads(raw)
-            self.states[sym.decode()] = BreakerState(d["symbol"], d["state"], d["since"], d["last_event"],
-                                                     d["trips"], d.get("last_alert_id"))
-
-    def get(self, symbol: str) -> BreakerState:
-        return self.states.get(symbol) or BreakerState(symbol)
-
-    def apply(self, alert: Alert) -> BreakerState:
-        """The breaker after ``alert`` at its own timestamp; stored in Redis before it is kept here."""
-        before = self.get(alert.symbol)
-        after = on_alert(before, alert.alert_type, alert.alert_id, alert.ts, self.policy)
-        if after != before or alert.symbol not in self.states:
-            self.client.hset(speed_layer.BREAKERS, after.symbol, orjson.dumps({
-                "symbol": after.symbol, "state": after.state, "since": after.since,
-                "last_event": after.last_event, "trips": after.trips, "last_alert_id": after.last_alert_id}))
-            self.states[after.symbol] = after
-        return after
-
-    def observe(self, now: float, symbols: Optional[Iterable[str]] = None) -> None:
-        """Log and count the changes of the shown states since the last look; set the gauges."""
-        m = self.metrics
-        for sym in list(self.states) if symbols is None else symbols:
-            state = advance(self.get(sym), now, self.policy).state
-            before = self.shown.get(sym)
-            if state != before:
-                self.shown[sym] = state
-                m.breaker_state.labels(sym).set(STATE_VALUE[state])
-                if before is not None or state != "CLOSED":
-                    m.transitions.labels(state).inc()
-                    logger.info("breaker %s: %s -> %s", sym, before or "CLOSED", state)
-        m.breakers_open.set(sum(1 for s in self.shown.values() if s == OPEN))
-
-
 class AlertEngine:
     def __init__(self, settings: Settings, metrics: Optional[AlertEngineMetrics] = None,
                  clock: Callable[[], float] = time.time):
@@ -246,6 +201,8 @@ class AlertEngine:
             self.close()
 
     def step(self, timeout: float = 0.5) -> int:
+        if self.deliveries.crashed is not None:
+            raise RuntimeError("a webhook delivery worker failed; stopping") from self.deliveries.crashed
         msgs = self.topics.consume(timeout)
         for msg in msgs:
             try:
@@ -268,10 +225,14 @@ class AlertEngine:
         """Once a second: breaker views, lag, webhook backlog and heartbeat — best effort."""
         self.board.observe(now)
         self.topics.observe_lag()
-        self._best_effort(POSTGRES, lambda: [self.metrics.webhook_backlog.labels(origin).set(n)
-                                             for origin, n in self.history.backlog().items()])
+        self._best_effort(POSTGRES, self._observe_backlog)
         self._best_effort(REDIS, lambda: speed_layer.heartbeat(
             self.redis, "alert-engine", handled=self.handled, unavailable=self.availability.describe()))
+
+    def _observe_backlog(self) -> None:
+        backlog = self.history.backlog()
+        for origin in {e.origin for e in self.deliveries.endpoints} | set(backlog):
+            self.metrics.webhook_backlog.labels(origin).set(backlog.get(origin, 0))
 
     def _best_effort(self, server: str, fn) -> None:
         """``fn()`` once; an unavailable server is noted (and seen again when it answers), not waited for."""

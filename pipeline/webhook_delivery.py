@@ -128,6 +128,7 @@ class Deliveries:
         self.by_key = {e.key: e for e in self.endpoints}
         self.stop_event = threading.Event()
         self.threads: list[threading.Thread] = []
+        self.crashed: Optional[BaseException] = None  # a worker's unexpected error: the engine stops on it
         self.stale_after = 2 * settings.webhook_timeout + 30.0  # a live worker finishes a try well before
 
     def start(self) -> None:
@@ -178,9 +179,10 @@ class Deliveries:
                 self._try(e, claim, rng)
         except Stopped:
             return
-        except Exception:  # noqa: BLE001 - a bug: say so loudly
+        except Exception as exc:  # noqa: BLE001 - a bug: handed to the engine, which stops loudly
             logger.exception("webhook worker for %s stopped by an unexpected error", e.origin)
-            raise
+            self.crashed = exc
+            self.stop_event.set()
 
     def _try(self, e: Endpoint, claim: Claim, rng: random.Random) -> None:
         s, m = self.s, self.metrics
