@@ -17,7 +17,7 @@ import socket
 import ssl
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Optional
 from urllib.parse import urlsplit
 
@@ -104,10 +104,10 @@ def post(url: str, body: bytes, headers: dict[str, str], deadline: float) -> Res
 class Endpoint:
     """A configured webhook URL, its storage key and what may be shown of it."""
 
-    url: str
-    key: str
-    origin: str
-    wake: threading.Event
+    url: str = field(repr=False)  # may hold credentials: never shown
+    key: str = ""
+    origin: str = ""
+    wake: threading.Event = field(default_factory=threading.Event, repr=False)
 
     @classmethod
     def of(cls, url: str) -> "Endpoint":

@@ -55,7 +55,9 @@ class AlertStatusStore(Pool):
     """Routing status of alerts and their webhook deliveries."""
 
     def __init__(self, url: str, maxconn: int = 4):
-        super().__init__(url, maxconn, "stockit-alert-engine", minconn=min(2, maxconn))
+        # Every connection is kept: the delivery workers poll, and a pool below its minimum would
+        # open and close a connection for each of their looks.
+        super().__init__(url, maxconn, "stockit-alert-engine", minconn=maxconn)
 
     def record(self, alert_id: str, status: str, delivery_status: Optional[str] = None,
                endpoints: Iterable[tuple[str, str]] = (), body: bytes = b"") -> str:
