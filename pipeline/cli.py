@@ -33,7 +33,7 @@ def cmd_up(s: Settings, args) -> int:
     from pipeline.alert_engine import check_settings
     from pipeline.stack.supervisor import WORKERS, up
 
-    check_settings(s)  # refuse a webhook configuration the alert engine would refuse, before starting anything
+    check_settings(s)  # a webhook setup the alert engine would refuse: refused before anything starts
     workers = tuple(w for w in WORKERS if not (args.no_web and w == "web"))
     if args.rate is not None:
         s = s.replace(trade_rate=args.rate)

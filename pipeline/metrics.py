@@ -87,8 +87,8 @@ class AlertEngineMetrics:
         self.dependency_up = Gauge("alertengine_dependency_up", "1 while the server answers, 0 while it is "
                                    "unavailable and the engine waits for it", ["server"], registry=r)
         self.dependency_down_since = Gauge("alertengine_dependency_unavailable_since_seconds",
-                                           "Unix time the server became unavailable (0: available)", ["server"],
-                                           registry=r)
+                                           "Unix time the server became unavailable (0: available)",
+                                           ["server"], registry=r)
         self.dependency_retries = Counter("alertengine_dependency_retries_total",
                                           "Operations retried because a server was unavailable", ["server"],
                                           registry=r)

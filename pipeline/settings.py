@@ -82,8 +82,9 @@ class Settings:
                                             "HALF_OPEN -> CLOSED after this long without a price alert")
     webhook_urls: str = _env("STOCKIT_WEBHOOK_URLS", "", "comma-separated URLs for CRITICAL and HIGH alerts",
                              secret=True)
-    webhook_secret: str = _env("STOCKIT_WEBHOOK_SECRET", "", "Standard Webhooks signing key: whsec_ + base64 of "
-                               "24-64 random bytes (`stockit webhook-secret` makes one)", secret=True)
+    webhook_secret: str = _env("STOCKIT_WEBHOOK_SECRET", "",
+                               "Standard Webhooks signing key: whsec_ + base64 of 24-64 random bytes "
+                               "(`stockit webhook-secret` makes one)", secret=True)
     webhook_attempts: int = _env("STOCKIT_WEBHOOK_ATTEMPTS", 4, "tries per webhook delivery")
     webhook_backoff: float = _env("STOCKIT_WEBHOOK_BACKOFF", 0.5, "first retry delay, doubled each try")
     webhook_timeout: float = _env("STOCKIT_WEBHOOK_TIMEOUT", 5.0,
