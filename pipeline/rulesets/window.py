@@ -1,0 +1,53 @@
+"""A rolling window of a symbol's last N values with their sum and sum of squares — a typed state.
+
+Sums are kept incrementally and recomputed exactly every N additions (as ``pipeline.rolling``
+does), so floating-point drift from adding and subtracting cannot accumulate over a long stream.
+The values are kept oldest first; the window is small (hundreds), so dropping the oldest is cheap.
+"""
+from __future__ import annotations
+
+import logging
+
+from pipeline.rulesets.base import RuleState
+
+logger = logging.getLogger(__name__)
+
+
+class RollingWindow(RuleState, tag="window"):
+    """The last ``size`` values. ``since_exact`` counts additions since the sums were recomputed."""
+
+    size: int
+    values: list[float] = []
+    total: float = 0.0
+    total_sq: float = 0.0
+    since_exact: int = 0
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    @property
+    def mean(self) -> float:
+        return self.total / len(self.values)
+
+    @property
+    def variance(self) -> float:
+        """Population variance of the values (0 when they are all equal)."""
+        n = len(self.values)
+        mean = self.total / n
+        return max(self.total_sq / n - mean * mean, 0.0)
+
+    def add(self, value: float) -> None:
+        values = self.values
+        if len(values) >= self.size:
+            old = values[0]
+            del values[0]
+            self.total -= old
+            self.total_sq -= old * old
+        values.append(value)
+        self.total += value
+        self.total_sq += value * value
+        self.since_exact += 1
+        if self.since_exact >= self.size:
+            self.total = sum(values)
+            self.total_sq = sum(v * v for v in values)
+            self.since_exact = 0
