@@ -136,3 +136,18 @@ def test_brk015_advance_composes_and_is_idempotent(events, t1, t2):
     direct = advance(b, t2, POLICY)
     assert advance(advance(b, t1, POLICY), t2, POLICY) == direct
     assert advance(direct, t2, POLICY) == direct
+
+
+@pytest.mark.parametrize("alert_type, state", [
+    ("TRADING_PAUSE", OPEN), ("CIRCUIT_BREAKER", OPEN), ("LIMIT_STATE", CLOSED), ("RETURN_OUTLIER", CLOSED),
+])
+def test_brk016_trading_pause_trips_like_a_circuit_breaker(alert_type, state):
+    assert on_alert(BreakerState("TSLA"), alert_type, "x", T0, POLICY).state == state
+
+
+@pytest.mark.parametrize("alert_type, restarts", [
+    ("LIMIT_STATE", True), ("RETURN_OUTLIER", True), ("PRICE_SPIKE", True), ("VOLUME_SPIKE", False),
+])
+def test_brk017_price_alerts_restart_the_probation(alert_type, restarts):
+    b = on_alert(half_open(), alert_type, "p-1", T0 + 340, POLICY)
+    assert advance(b, T0 + 360, POLICY).state == (HALF_OPEN if restarts else CLOSED)
