@@ -74,4 +74,3 @@ RESTARTS_PROBATION = frozenset(k.name for k in ALERT_KINDS.values() if k.breaker
 def severity_of(alert_type: str) -> str:
     """The severity of a known alert type (KeyError names an unknown one)."""
     return ALERT_KINDS[alert_type].severity
-

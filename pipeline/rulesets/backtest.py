@@ -43,7 +43,8 @@ def run_rules(trades: Iterable[Trade], rules: Union[RuleBook, Mapping[str, Any],
     newest = float("-inf")
     for trade in trades:
         if trade.ts < newest:
-            raise ValueError(f"trades are not in event-time order: {trade.trade_id} at {trade.ts} after {newest}")
+            raise ValueError(f"trades are not in event-time order: {trade.trade_id} at {trade.ts} "
+                             f"after {newest}")
         newest = trade.ts
         entry = running.get(trade.symbol)
         if entry is None:

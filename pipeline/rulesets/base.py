@@ -76,6 +76,6 @@ def make_alert(alert_type: str, *, trade_id: str, symbol: str, price: float, ts:
 
 def alert_on(trade: Trade, alert_type: str, reference: float, deviation: float, message: str) -> Alert:
     """An alert raised by ``trade`` itself."""
-    return make_alert(alert_type, trade_id=trade.trade_id, symbol=trade.symbol, price=trade.price, ts=trade.ts,
-                      side=trade.side, quantity=trade.quantity, reference=reference, deviation=deviation,
-                      message=message)
+    return make_alert(alert_type, trade_id=trade.trade_id, symbol=trade.symbol, price=trade.price,
+                      ts=trade.ts, side=trade.side, quantity=trade.quantity, reference=reference,
+                      deviation=deviation, message=message)

@@ -51,8 +51,8 @@ class RuleSet:
         for rule in self.rules:
             for alert_type in rule.alert_types:
                 if alert_type in seen:
-                    raise ValueError(f"rule set {name!r}: rules {seen[alert_type]!r} and {rule.name!r} both raise "
-                                     f"{alert_type}; keep one")
+                    raise ValueError(f"rule set {name!r}: rules {seen[alert_type]!r} and {rule.name!r} "
+                                     f"both raise {alert_type}; keep one")
                 seen[alert_type] = rule.name
         self.alert_types = tuple(seen)
 
@@ -103,7 +103,8 @@ class RuleBook:
         self.assign = dict(assign)
         for key, name in self.assign.items():
             if name not in self.rulesets:
-                raise ValueError(f"assign.{key}: no rule set named {name!r} (have {', '.join(self.rulesets)})")
+                raise ValueError(f"assign.{key}: no rule set named {name!r} "
+                                 f"(have {', '.join(self.rulesets)})")
         if "default" not in self.assign:
             raise ValueError("assign.default: missing (the rule set of symbols not assigned otherwise)")
         self._cache: dict[str, RuleSet] = {}

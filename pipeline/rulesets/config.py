@@ -71,7 +71,8 @@ def legacy_rulesets(default: RuleConfig, overrides: Mapping[str, Mapping[str, An
             raise RulesConfigError(f"{where}: must be an object of settings, got {values!r}")
         unknown = sorted(set(values) - fields)
         if unknown:
-            raise RulesConfigError(f"{where}: unknown settings {unknown} (known: {', '.join(sorted(fields))})")
+            raise RulesConfigError(f"{where}: unknown settings {unknown} "
+                                   f"(known: {', '.join(sorted(fields))})")
         merged = dict(values) if key in ASSET_CLASSES or key == "equity" else \
             {**overrides.get(asset_class(key), {}), **values}
         name = f"{SEED}:{key}"
@@ -162,7 +163,8 @@ def parse_rules(doc: Any, where: str, rulesets: Mapping[str, RuleSet], assign: M
         raise RulesConfigError(f"{where}: assign must be an object of symbol or asset class -> rule set name")
     for target, name in assigned.items():
         key = f"{where}: assign.{target}"
-        if not isinstance(target, str) or (target not in ASSIGN_CLASSES and not re.match(SYMBOL_PATTERN, target)):
+        known = isinstance(target, str) and (target in ASSIGN_CLASSES or re.match(SYMBOL_PATTERN, target))
+        if not known:
             raise RulesConfigError(f"{key}: not a symbol nor one of {', '.join(ASSIGN_CLASSES)}")
         if name not in rulesets:
             raise RulesConfigError(f"{key}: no rule set named {name!r} (have {', '.join(rulesets)})")

@@ -16,7 +16,8 @@ from pipeline.rulesets.window import RollingWindow
 logger = logging.getLogger(__name__)
 
 
-def price_deviation_alert(trade: Trade, ref_price: float, spike_pct: float, breaker_pct: float) -> Optional[Alert]:
+def price_deviation_alert(trade: Trade, ref_price: float, spike_pct: float,
+                          breaker_pct: float) -> Optional[Alert]:
     """CIRCUIT_BREAKER beyond ``breaker_pct`` from ``ref_price``, else PRICE_SPIKE beyond ``spike_pct``."""
     dev_pct = (trade.price - ref_price) / ref_price * 100.0
     size = abs(dev_pct)

@@ -191,7 +191,8 @@ class LuldBandRule(Rule):
             reference, lower, upper = band
             dev = (trade.price - reference) / reference * 100.0
             return [alert_on(trade, LIMIT_STATE, reference, dev,
-                             f"{trade.symbol} {trade.price:.6g} is outside its price band {lower:.6g}-{upper:.6g} "
+                             f"{trade.symbol} {trade.price:.6g} is outside its price band "
+                             f"{lower:.6g}-{upper:.6g} "
                              f"({self.table_for(trade.symbol)}) around the {self.params.reference_seconds}s "
                              f"mean {reference:.6g}")]
         ep = state.episode
@@ -199,9 +200,9 @@ class LuldBandRule(Rule):
         return [make_alert(TRADING_PAUSE, trade_id=ep.trade_id, symbol=trade.symbol, price=ep.price, ts=due,
                            side=ep.side, quantity=ep.quantity, reference=ep.reference,
                            deviation=(ep.price - ep.reference) / ep.reference * 100.0,
-                           message=f"{trade.symbol} stayed outside its price band {ep.lower:.6g}-{ep.upper:.6g} "
-                                   f"for {self.params.pause_seconds:g}s after {ep.price:.6g} at {iso(ep.ts)}: "
-                                   f"trading pause")]
+                           message=f"{trade.symbol} stayed outside its price band "
+                                   f"{ep.lower:.6g}-{ep.upper:.6g} for {self.params.pause_seconds:g}s "
+                                   f"after {ep.price:.6g} at {iso(ep.ts)}: trading pause")]
 
     def update(self, trade: Trade, state: BandState) -> None:
         state.phase, state.episode, _, _ = self._step(trade, state)

@@ -64,8 +64,9 @@ class AdaptiveWhaleRule(Rule):
         if z <= p.threshold_sigmas:
             return []
         return [alert_on(trade, VOLUME_SPIKE, typical, multiple,
-                         f"{trade.symbol} {trade.side} {trade.quantity:g} is {multiple:.1f}x its typical size "
-                         f"{typical:.4g} ({z:.1f}σ on the log scale, threshold {p.threshold_sigmas:g}σ)")]
+                         f"{trade.symbol} {trade.side} {trade.quantity:g} is {multiple:.1f}x its typical "
+                         f"size {typical:.4g} ({z:.1f}σ on the log scale, "
+                         f"threshold {p.threshold_sigmas:g}σ)")]
 
     def update(self, trade: Trade, state: RollingWindow) -> None:
         state.add(math.log(trade.quantity))

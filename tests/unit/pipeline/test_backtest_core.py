@@ -54,14 +54,15 @@ def test_bkt004_states_continue_across_runs():
     trades = simulated(6000)
     whole = list(run_rules(trades, CANDIDATE))
     states = {}
-    parts = list(run_rules(trades[:2500], CANDIDATE, states)) + list(run_rules(trades[2500:], CANDIDATE, states))
+    parts = list(run_rules(trades[:2500], CANDIDATE, states))
+    parts += list(run_rules(trades[2500:], CANDIDATE, states))
     assert parts == whole
     assert set(states) == {"AAPL", "BTC-USD", "EUR-USD"}
 
 
 def alert(trade_id, alert_type="PRICE_SPIKE", symbol="AAPL", ts=T0):
-    return Alert(alert_id=alert_id_for(trade_id, alert_type), alert_type=alert_type, severity="HIGH", symbol=symbol,
-                 price=1.0, reference=1.0, deviation=0.0, trade_id=trade_id, ts=ts, message="")
+    return Alert(alert_id=alert_id_for(trade_id, alert_type), alert_type=alert_type, severity="HIGH",
+                 symbol=symbol, price=1.0, reference=1.0, deviation=0.0, trade_id=trade_id, ts=ts, message="")
 
 
 def test_bkt005_comparison_counts_and_differences():

@@ -51,7 +51,7 @@ def test_zsc002_alert_fields():
 @given(signs=st.lists(st.sampled_from([-1, 1]), min_size=80, max_size=80), step=st.floats(1e-5, 0.02),
        at=st.integers(11, 79), multiple=st.floats(6.5, 100.0), down=st.booleans())
 def test_zsc003_fires_exactly_at_a_known_jump(signs, step, at, multiple, down):
-    """The jump adds ``multiple`` sigmas to a +-1 sigma return: at least 5.5 sigma against a threshold of 5."""
+    """The jump adds ``multiple`` sigmas to a +-1 sigma return: at least 5.5 sigma, the threshold is 5."""
     prices = zigzag(81, step, signs=signs)
     factor = math.exp((-1 if down else 1) * multiple * step)
     prices = prices[:at] + [p * factor for p in prices[at:]]
@@ -91,7 +91,8 @@ def test_zsc006_volatility_is_the_ewma_of_squared_returns(returns, lam):
     state = rule.new_state()
     for t in series(prices):
         rule.update(t, state)
-    logr = pd.Series(prices).apply(math.log).diff().dropna()
+    s = pd.Series(prices)
+    logr = (s / s.shift()).dropna().apply(math.log)  # ln(p / p_prev), as the rule computes it
     expected = (logr ** 2).ewm(alpha=1 - lam, adjust=True).mean().iloc[-1]
     assert state.returns == len(returns)
     assert state.weighted_sq / state.weight == pytest.approx(expected, rel=1e-9, abs=1e-300)

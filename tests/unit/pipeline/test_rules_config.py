@@ -80,7 +80,8 @@ def doc(**changes):
 
 @pytest.mark.parametrize("value, message", [
     ('{"rulesets": {}, "assing": {}}', r"STOCKIT_RULES: unknown key 'assing'"),
-    (doc(rulesets__volatility__return_zscor={}), r"rulesets\.volatility\.return_zscor: unknown rule 'return_zscor'"),
+    (doc(rulesets__volatility__return_zscor={}),
+     r"rulesets\.volatility\.return_zscor: unknown rule 'return_zscor'"),
     (doc(rulesets__volatility__return_zscore={"lamda": 0.9}),
      r"rulesets\.volatility\.return_zscore: Object contains unknown field `lamda`"),
     (doc(rulesets__volatility__return_zscore={"lambda": "fast"}),
@@ -105,7 +106,8 @@ def test_cfg004_errors_name_the_bad_key(value, message):
 @pytest.mark.parametrize("env, message", [
     ({"STOCKIT_RULE_OVERRIDES": '{"TSLA": {"spike_percent": 7}}'},
      r"STOCKIT_RULE_OVERRIDES\.TSLA: unknown settings \['spike_percent'\]"),
-    ({"STOCKIT_RULE_OVERRIDES": '{"crypto": {"spike_pct": 30}}'}, r"STOCKIT_RULE_OVERRIDES\.crypto: need 0 <"),
+    ({"STOCKIT_RULE_OVERRIDES": '{"crypto": {"spike_pct": 30}}'},
+     r"STOCKIT_RULE_OVERRIDES\.crypto: need 0 <"),
     ({"STOCKIT_SPIKE_PCT": "12"}, r"STOCKIT_SPIKE_PCT.*need 0 < spike_pct"),
 ])
 def test_cfg005_seed_settings_errors_name_the_variable(env, message):

@@ -75,7 +75,8 @@ def test_rst003_a_snapshot_restored_mid_stream_continues_exactly(pairs, cut):
     states = {}
     first = run(trades[:cut], states)
     raw = msgspec.msgpack.encode(states)
-    restored = {k: ruleset.resume(v) for k, v in msgspec.msgpack.decode(raw, type=dict[str, SymbolRules]).items()}
+    decoded = msgspec.msgpack.decode(raw, type=dict[str, SymbolRules])
+    restored = {k: ruleset.resume(v) for k, v in decoded.items()}
     assert first + run(trades[cut:], restored) == straight
 
 
