@@ -39,10 +39,26 @@ def anchored_vwap(candles: Sequence[dict]) -> list[Optional[float]]:
     return out
 
 
+def x_range_change(relayout: Optional[dict]) -> Optional[list]:
+    """What a dcc.Graph ``relayoutData`` event did to the time axis: the range zoomed or panned to,
+    ``[]`` for back to the whole range, None when it did not touch the time axis."""
+    for key, value in (relayout or {}).items():
+        if not key.startswith("xaxis"):
+            continue
+        if key.endswith(".autorange"):
+            return []
+        if key.endswith(".range") and isinstance(value, list) and len(value) == 2:
+            return value
+        if key.endswith(".range[0]") and relayout.get(key[:-3] + "[1]") is not None:
+            return [value, relayout[key[:-3] + "[1]"]]
+    return None
+
+
 def candlestick_figure(candles: Sequence[dict], symbol: str, window_seconds: int = 60,
-                       uirevision: Optional[str] = None, indicators: Collection[str] = ()) -> go.Figure:
+                       uirevision: Optional[str] = None, indicators: Collection[str] = (),
+                       x_range: Optional[list] = None) -> go.Figure:
     """OHLC + VWAP (top), buy/sell-coloured volume, then a panel per indicator switched on; keeps zoom
-    per ``uirevision``."""
+    per ``uirevision``, or shows ``x_range`` when given."""
     panels = [p for p in PANELS if p in indicators]
     heights = [0.76, 0.24] if not panels else [0.56, 0.14] + [0.30 / len(panels)] * len(panels)
     fig = make_subplots(rows=len(heights), cols=1, shared_xaxes=True, row_heights=heights,
@@ -69,6 +85,8 @@ def candlestick_figure(candles: Sequence[dict], symbol: str, window_seconds: int
     fig.add_trace(go.Bar(x=x, y=[c["volume"] for c in candles], name="Volume", marker={"color": colors},
                          opacity=0.7, showlegend=False), row=2, col=1)
     fig.update_yaxes(title_text=None, row=2, col=1, nticks=3)
+    if x_range:
+        fig.update_xaxes(range=x_range)
     closes = [c["close"] for c in candles]
     if BOLLINGER in indicators:
         _add_bollinger(fig, x, closes)
@@ -77,9 +95,9 @@ def candlestick_figure(candles: Sequence[dict], symbol: str, window_seconds: int
     return fig
 
 
-def graph_class(indicators: Collection[str]) -> str:
-    """CSS class of the chart's dcc.Graph: taller when indicator panels are shown."""
-    return "chart-graph with-panels" if any(p in indicators for p in PANELS) else "chart-graph"
+def chart_box_class(indicators: Collection[str]) -> str:
+    """CSS class of the chart's container: taller when indicator panels are shown."""
+    return "chart-box with-panels" if any(p in indicators for p in PANELS) else "chart-box"
 
 
 def _add_bollinger(fig: go.Figure, x: list, closes: list[float]) -> None:

@@ -12,8 +12,8 @@ from app.guard import guarded
 from app.live_page import ws_url_function
 from app.services import current
 from components.alerts import alert_feed
-from components.candles import (INDICATOR_TOGGLES, INDICATORS, candlestick_figure, graph_class,
-                                merge_open_candle)
+from components.candles import (INDICATOR_TOGGLES, INDICATORS, candlestick_figure, chart_box_class,
+                                merge_open_candle, x_range_change)
 from components.format import fmt_pct, fmt_price
 from components.orderbook import book_seed, order_book_table, simulate_order_book
 from components.tape import price_row, sparkline, trade_tape
@@ -56,6 +56,7 @@ def layout(**_query) -> html.Div:
         dcc.Store(id=ids.WL_FEED_STORE, data=[]),
         dcc.Store(id=ids.WL_PRICE_STORE, data=symbols),
         dcc.Store(id=ids.WL_CHART_DRAWN),
+        dcc.Store(id=ids.WL_CHART_RANGE),
         html.Div([
             html.Div(html.Div([
                 html.H2("Watchlist", className="panel-title"),
@@ -78,8 +79,9 @@ def layout(**_query) -> html.Div:
                                   persistence=True, persistence_type="memory", className="window-radio"),
                     dcc.RadioItems(id="wl-window", options=WINDOWS, value=60, inline=True, className="window-radio"),
                 ], className="chart-head"),
-                dcc.Graph(id=ids.WL_CHART, className="chart-graph", config=GRAPH_CONFIG,
-                          figure=candlestick_figure([], selected or "—")),
+                html.Div(dcc.Graph(id=ids.WL_CHART, className="chart-graph", config=GRAPH_CONFIG,
+                                   figure=candlestick_figure([], selected or "—")),
+                         id=ids.WL_CHART_BOX, className="chart-box"),
             ], className="panel"), className="col-12 col-lg-8"),
         ], className="row g-2 mb-2"),
         html.Div([
@@ -164,16 +166,17 @@ def add_new_symbols(_n, shown, selected):
 
 
 @callback(Output(ids.WL_CHART, "figure"), Output(ids.WL_CHART_DRAWN, "data"),
-          Output(ids.WL_CHART, "className"), Input(ids.WL_SYMBOL, "value"), Input("wl-window", "value"), Input(ids.WL_INDICATORS, "value"),
-          Input(ids.WL_FAST_INTERVAL, "n_intervals"), State(ids.WL_CHART_DRAWN, "data"))
+          Output(ids.WL_CHART_BOX, "className"), Input(ids.WL_SYMBOL, "value"), Input("wl-window", "value"),
+          Input(ids.WL_INDICATORS, "value"), Input(ids.WL_FAST_INTERVAL, "n_intervals"),
+          State(ids.WL_CHART_DRAWN, "data"), State(ids.WL_CHART_RANGE, "data"))
 @guarded(lambda exc: (dash.no_update, dash.no_update, dash.no_update))
-def refresh_chart(symbol, window, indicators, _n, drawn):
+def refresh_chart(symbol, window, indicators, _n, drawn, zoomed):
     """Draw the chart when what it shows changes; on a refresh of the same chart replace only its traces.
 
     dcc.Graph keeps the user's zoom and pan in the figure's layout: a whole new figure every refresh
     would reset the view, so a refresh sends a ``Patch`` of ``data`` and leaves the layout alone.
-    Switching an indicator changes the panels, so it draws anew, with the same ``uirevision``: the
-    user's zoom of the time axis stays.
+    Switching an indicator changes the panels, so it draws anew, carrying over the time range the
+    user zoomed to (the shared time axis is anchored on the bottom panel, which changes).
     """
     if not symbol:
         return dash.no_update, dash.no_update, dash.no_update
@@ -185,13 +188,29 @@ def refresh_chart(symbol, window, indicators, _n, drawn):
     open_candle = svc.speed(lambda r: r.open_candle(symbol, window))
     shown = merge_open_candle(candles, open_candle)
     indicators = sorted(indicators or [])
-    figure = candlestick_figure(shown, symbol, window, uirevision=f"{symbol}:{window}", indicators=indicators)
     chart = f"{symbol}:{window}:{'candles' if shown else 'empty'}:{','.join(indicators)}"
+    same_view = bool(drawn) and chart != drawn and drawn.rsplit(":", 1)[0] == chart.rsplit(":", 1)[0]
+    figure = candlestick_figure(shown, symbol, window, uirevision=f"{symbol}:{window}", indicators=indicators,
+                                x_range=_zoom_of(zoomed, f"{symbol}:{window}") if same_view else None)
     if chart != drawn:
-        return figure, chart, graph_class(indicators)
+        return figure, chart, chart_box_class(indicators)
     traces = Patch()
     traces["data"] = figure.to_dict()["data"]
     return traces, dash.no_update, dash.no_update
+
+
+def _zoom_of(zoomed, view: str):
+    return zoomed["range"] if zoomed and zoomed.get("view") == view else None
+
+
+@callback(Output(ids.WL_CHART_RANGE, "data"), Input(ids.WL_CHART, "relayoutData"),
+          State(ids.WL_SYMBOL, "value"), State("wl-window", "value"), prevent_initial_call=True)
+def remember_zoom(relayout, symbol, window):
+    """Keep the user's time range of this symbol and window apart from other relayout events."""
+    change = x_range_change(relayout)
+    if change is None:
+        return dash.no_update
+    return {"view": f"{symbol}:{window}", "range": change or None}
 
 
 @callback(Output(ids.WL_BOOK, "children"), Output(ids.WL_TAPE, "children"), Input(ids.WL_SYMBOL, "value"),

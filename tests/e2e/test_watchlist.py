@@ -159,7 +159,7 @@ def test_wtch008_indicators_switch_on_and_off_keeping_the_zoom(page, market):
     toggle("MACD")
     page.wait(lambda: "RSI (14)" in names() and "MACD (12, 26, 9)" in names(), what="RSI and MACD panels")
     assert page.js(f"return {graph}.layout.yaxis4 !== undefined")  # price, volume, RSI, MACD
-    assert "with-panels" in page.driver.find_element(By.ID, "wl-chart").get_attribute("class")
+    assert "with-panels" in page.driver.find_element(By.ID, "wl-chart-box").get_attribute("class")
     closes = page.js(f"return {graph}.data[0].close")
     shown_rsi = page.js(f"return {graph}.data[{names().index('RSI (14)')}].y")
     expected = rsi(closes)

@@ -120,3 +120,16 @@ def test_cfg006_a_bad_yaml_file_is_named(tmp_path):
     path.write_text("rulesets: [unclosed\n")
     with pytest.raises(RulesConfigError, match=r"rules\.yml\): not YAML"):
         book({"STOCKIT_RULES": str(path)})
+
+
+def test_cfg007_stockit_rules_command_validates_and_shows(monkeypatch, capsys):
+    from pipeline.cli import main
+
+    monkeypatch.setenv("STOCKIT_RULES", json.dumps(VOLATILITY))
+    assert main(["rules", "AAPL", "BTC-USD"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split()[:3] == ["AAPL", "seed", "price_deviation"]
+    assert out[1].split()[:3] == ["BTC-USD", "volatility", "return_zscore"]
+    monkeypatch.setenv("STOCKIT_RULES", '{"rulesets": {"v": {"luld_bands": {"band": "tier2"}}}}')
+    assert main(["rules"]) == 2
+    assert "rulesets.v.luld_bands: Object contains unknown field `band`" in capsys.readouterr().err
