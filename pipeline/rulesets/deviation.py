@@ -10,8 +10,8 @@ from typing import Optional
 
 from pipeline.alert_types import CIRCUIT_BREAKER, PRICE_SPIKE, VOLUME_SPIKE
 from pipeline.events import Alert, Trade
-from pipeline.rulesets.base import Rule, RuleParams, alert_on
-from pipeline.rulesets.window import RollingWindow
+from pipeline.rulesets.base import RuleParams, alert_on
+from pipeline.rulesets.window import RollingWindow, WindowRule
 
 logger = logging.getLogger(__name__)
 
@@ -71,45 +71,29 @@ class VolumeMultipleParams(WindowParams):
             raise ValueError(f"volume_multiple ({self.volume_multiple}) must be > 1")
 
 
-class PriceDeviationRule(Rule):
+class PriceDeviationRule(WindowRule):
     """PRICE_SPIKE / CIRCUIT_BREAKER: price against the mean of the symbol's last N trade prices."""
 
     name = "price_deviation"
     alert_types = (PRICE_SPIKE, CIRCUIT_BREAKER)
     Params = PriceDeviationParams
-    State = RollingWindow
 
-    def new_state(self) -> RollingWindow:
-        return RollingWindow(params=self.digest, size=self.params.rolling_window)
+    def value_of(self, trade: Trade) -> float:
+        return trade.price
 
-    def evaluate(self, trade: Trade, state: RollingWindow) -> list[Alert]:
-        p = self.params
-        if len(state.values) < p.min_history:
-            return []
-        alert = price_deviation_alert(trade, state.mean, p.spike_pct, p.breaker_pct)
-        return [alert] if alert else []
-
-    def update(self, trade: Trade, state: RollingWindow) -> None:
-        state.add(trade.price)
+    def check(self, trade: Trade, window: RollingWindow) -> Optional[Alert]:
+        return price_deviation_alert(trade, window.mean, self.params.spike_pct, self.params.breaker_pct)
 
 
-class VolumeMultipleRule(Rule):
+class VolumeMultipleRule(WindowRule):
     """VOLUME_SPIKE: quantity against a multiple of the mean of the symbol's last N trade sizes."""
 
     name = "volume_multiple"
     alert_types = (VOLUME_SPIKE,)
     Params = VolumeMultipleParams
-    State = RollingWindow
 
-    def new_state(self) -> RollingWindow:
-        return RollingWindow(params=self.digest, size=self.params.rolling_window)
+    def value_of(self, trade: Trade) -> float:
+        return trade.quantity
 
-    def evaluate(self, trade: Trade, state: RollingWindow) -> list[Alert]:
-        p = self.params
-        if len(state.values) < p.min_history:
-            return []
-        alert = volume_multiple_alert(trade, state.mean, p.volume_multiple)
-        return [alert] if alert else []
-
-    def update(self, trade: Trade, state: RollingWindow) -> None:
-        state.add(trade.quantity)
+    def check(self, trade: Trade, window: RollingWindow) -> Optional[Alert]:
+        return volume_multiple_alert(trade, window.mean, self.params.volume_multiple)

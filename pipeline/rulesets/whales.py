@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import logging
 import math
+from typing import Optional
 
 from pipeline.alert_types import VOLUME_SPIKE
 from pipeline.events import Alert, Trade
-from pipeline.rulesets.base import Rule, RuleParams, alert_on
-from pipeline.rulesets.window import RollingWindow
+from pipeline.rulesets.base import RuleParams, alert_on
+from pipeline.rulesets.window import RollingWindow, WindowRule
 
 logger = logging.getLogger(__name__)
 
@@ -41,32 +42,25 @@ class AdaptiveWhaleParams(RuleParams):
             raise ValueError(f"min_multiple ({self.min_multiple}) must be >= 1")
 
 
-class AdaptiveWhaleRule(Rule):
+class AdaptiveWhaleRule(WindowRule):
     name = "adaptive_whale"
     alert_types = (VOLUME_SPIKE,)
     Params = AdaptiveWhaleParams
-    State = RollingWindow
 
-    def new_state(self) -> RollingWindow:
-        return RollingWindow(params=self.digest, size=self.params.rolling_window)
+    def value_of(self, trade: Trade) -> float:
+        return math.log(trade.quantity)
 
-    def evaluate(self, trade: Trade, state: RollingWindow) -> list[Alert]:
+    def check(self, trade: Trade, window: RollingWindow) -> Optional[Alert]:
         p = self.params
-        if len(state.values) < p.min_history:
-            return []
-        mean = state.mean
+        mean = window.mean
         typical = math.exp(mean)
         multiple = trade.quantity / typical
         if multiple < p.min_multiple:
-            return []
-        sd = math.sqrt(state.variance)
+            return None
+        sd = math.sqrt(window.variance)
         z = (math.log(trade.quantity) - mean) / sd if sd > 0.0 else math.inf
         if z <= p.threshold_sigmas:
-            return []
-        return [alert_on(trade, VOLUME_SPIKE, typical, multiple,
-                         f"{trade.symbol} {trade.side} {trade.quantity:g} is {multiple:.1f}x its typical "
-                         f"size {typical:.4g} ({z:.1f}σ on the log scale, "
-                         f"threshold {p.threshold_sigmas:g}σ)")]
-
-    def update(self, trade: Trade, state: RollingWindow) -> None:
-        state.add(math.log(trade.quantity))
+            return None
+        return alert_on(trade, VOLUME_SPIKE, typical, multiple,
+                        f"{trade.symbol} {trade.side} {trade.quantity:g} is {multiple:.1f}x its typical "
+                        f"size {typical:.4g} ({z:.1f}σ on the log scale, threshold {p.threshold_sigmas:g}σ)")

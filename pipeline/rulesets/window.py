@@ -1,4 +1,5 @@
-"""A rolling window of a symbol's last N values with their sum and sum of squares — a typed state.
+"""A rolling window of a symbol's last N values with their sum and sum of squares — a typed state —
+and the base of the rules that judge a trade against such a window.
 
 Sums are kept incrementally and recomputed exactly every N additions (as ``pipeline.rolling``
 does), so floating-point drift from adding and subtracting cannot accumulate over a long stream.
@@ -8,7 +9,10 @@ from __future__ import annotations
 
 import logging
 
-from pipeline.rulesets.base import RuleState
+from typing import Optional
+
+from pipeline.events import Alert, Trade
+from pipeline.rulesets.base import Rule, RuleState
 
 logger = logging.getLogger(__name__)
 
@@ -51,3 +55,28 @@ class RollingWindow(RuleState, tag="window"):
             self.total = sum(values)
             self.total_sq = sum(v * v for v in values)
             self.since_exact = 0
+
+
+class WindowRule(Rule):
+    """A rule over a rolling window of one value per trade. Its Params have ``rolling_window`` and
+    ``min_history``; subclasses say which value (``value_of``) and what raises an alert (``check``)."""
+
+    State = RollingWindow
+
+    def new_state(self) -> RollingWindow:
+        return RollingWindow(params=self.digest, size=self.params.rolling_window)
+
+    def value_of(self, trade: Trade) -> float:
+        raise NotImplementedError
+
+    def check(self, trade: Trade, window: RollingWindow) -> Optional[Alert]:
+        raise NotImplementedError
+
+    def evaluate(self, trade: Trade, state: RollingWindow) -> list[Alert]:
+        if len(state.values) < self.params.min_history:
+            return []
+        alert = self.check(trade, state)
+        return [alert] if alert else []
+
+    def update(self, trade: Trade, state: RollingWindow) -> None:
+        state.add(self.value_of(trade))
