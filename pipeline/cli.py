@@ -153,6 +153,20 @@ def cmd_config(s: Settings, args) -> int:
     return 0
 
 
+def cmd_rules(s: Settings, args) -> int:
+    """Validate the rules configuration and show the rule set of each symbol."""
+    from pipeline.rulesets.config import RulesConfigError, rulebook_from_settings
+
+    try:
+        book = rulebook_from_settings(s)
+    except RulesConfigError as exc:
+        print(f"stockit: {exc}", file=sys.stderr)
+        return 2
+    for symbol, ruleset, rules in book.describe(args.symbols or s.symbol_list):
+        print(f"{symbol:<10} {ruleset:<16} {rules}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="stockit", description="Stock-IT real-time trade monitoring")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -191,6 +205,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("topics", help="create the Kafka topics").set_defaults(func=cmd_topics)
     sub.add_parser("config", help="show the effective configuration (secrets masked)").set_defaults(func=cmd_config)
+    ru = sub.add_parser("rules", help="validate STOCKIT_RULES and show the rule set of each symbol")
+    ru.add_argument("symbols", nargs="*", help="symbols to show (default: STOCKIT_SYMBOLS)")
+    ru.set_defaults(func=cmd_rules)
     return p
 
 

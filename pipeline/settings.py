@@ -73,6 +73,8 @@ class Settings:
     min_history: int = _env("STOCKIT_MIN_HISTORY", 20, "trades seen before any alert")
     rule_overrides: str = _env("STOCKIT_RULE_OVERRIDES", "",
                                'JSON: {"crypto": {"spike_pct": 8}, "TSLA": {"volume_multiple": 4}}')
+    rules_config: str = _env("STOCKIT_RULES", "", "rule sets per asset class/symbol: a JSON or YAML file, or "
+                             "inline JSON (empty = the seed's three rules; see pipeline/rulesets/config.py)")
 
     # --- alert engine ------------------------------------------------------------------------
     dedup_ttls: str = _env("STOCKIT_DEDUP_TTLS", "CIRCUIT_BREAKER=300,PRICE_SPIKE=60,VOLUME_SPIKE=30",
