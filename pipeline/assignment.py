@@ -83,7 +83,8 @@ class Assignment:
         return {p: claims[p].next_offset for p in partitions}
 
     def on_revoke(self, partitions: list[int]) -> None:
-        self.checkpoint(wait=True)
+        if not self.stop.is_set():  # after close() everything is checkpointed already
+            self.checkpoint(wait=True)
         self._forget(partitions, "revoked")
 
     def on_lost(self, partitions: list[int]) -> None:

@@ -101,11 +101,11 @@ class Processor:
         """Checkpoint what is buffered, deliver the outbox, leave the group."""
         try:
             self.partitions.close()
+            self.drain.close()
         finally:
             if self.consumer is not None:
-                self.consumer.close()
+                self.consumer.close()  # revokes: the partitions are only forgotten now
                 self.consumer = None
-            self.drain.close()
 
     def run(self, stop: threading.Event) -> None:
         self.open()
