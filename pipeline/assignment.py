@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor, TimeoutError as FutureTimeout
+from concurrent.futures import Future, ThreadPoolExecutor, TimeoutError as FutureTimeout, wait as futures_wait
 from typing import Callable, Iterable, Optional
 
 from pipeline import kafka_io
@@ -157,15 +157,19 @@ class Assignment:
             raise RuntimeError("outbox delivery failed") from self.drain.failure
         self._complete()
         self._poll_claims()
-        mono = time.monotonic()
-        since = mono - self._last_flush
-        due = since >= self.s.flush_interval or self.buffered >= self.s.flush_rows or (idle and since >= IDLE_FLUSH_AFTER)
+        if self.buffered >= self.s.flush_rows and self._inflight is not None and self.outage.since is None:
+            self._complete(wait=True)  # backpressure while the database answers: wait for the one in flight
+        since = time.monotonic() - self._last_flush
+        due = (since >= self.s.flush_interval or self.buffered >= self.s.flush_rows
+               or (idle and since >= IDLE_FLUSH_AFTER))
         if due and self._inflight is None:
             self.checkpoint()
-        pause = self.outage.since is not None or (self._inflight is not None and self.buffered >= self.s.flush_rows)
+        # The database is away: stop reading (memory stays bounded) until checkpoints complete again.
+        pause = self.outage.since is not None or (
+            self._inflight is not None and self.buffered >= 2 * self.s.flush_rows)
         if pause != self._paused and self.slots:
             (self.consumer.pause if pause else self.consumer.resume)(list(self.slots))
-            logger.info("consumption %s", "paused: checkpoints are not completing" if pause else "resumed")
+            logger.info("consumption %s", "paused until checkpoints complete" if pause else "resumed")
         self._paused = pause
 
     def checkpoint(self, wait: bool = False) -> None:
@@ -181,16 +185,17 @@ class Assignment:
             self._complete(wait=True)
 
     def _complete(self, wait: bool = False) -> None:
+        """Apply the checkpoint in flight if it is done; ``wait`` for it while the database answers."""
         fut = self._inflight
         if fut is None:
             return
         if wait:
-            try:
-                fut.result(timeout=self.s.db_timeout * 2)
-            except FutureTimeout:
-                logger.warning("a checkpoint is still waiting for the database; fencing keeps it safe")
-                return
+            deadline = time.monotonic() + self.s.db_timeout * 2
+            while not fut.done() and self.outage.since is None and time.monotonic() < deadline:
+                futures_wait([fut], timeout=0.2)
         if not fut.done():
+            if wait:
+                logger.warning("a checkpoint is still waiting for the database; fencing keeps it safe")
             return
         self._inflight = None
         self._applied(fut.result())
@@ -206,8 +211,8 @@ class Assignment:
         for p, epoch in result.refused.items():
             slot = self.slots.get(p)
             if slot is not None and slot.epoch == epoch:
-                logger.warning("partition %d now belongs to another processor (epoch %d superseded): dropping "
-                               "its state and buffered work", p, epoch)
+                logger.warning("partition %d now belongs to another processor (epoch %d superseded): "
+                               "dropping its state and buffered work", p, epoch)
                 self._forget([p], "fenced")
                 self.consumer.pause([p])
         m = self.metrics

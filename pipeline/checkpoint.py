@@ -97,7 +97,8 @@ class Outage:
         self.error = first_line(exc)
         if self.since is None:
             self.since = time.time()
-            logger.error("%s unavailable (%s): consumption paused, retrying with backoff", self.what, self.error)
+            logger.error("%s unavailable (%s): consumption paused, retrying with backoff", self.what,
+                         self.error)
 
     def recovered(self) -> None:
         if self.since is not None:
@@ -155,9 +156,11 @@ class CheckpointWriter:
             if isolate:
                 for x in mine:
                     bad = (_isolate(cur, lambda c, rows: w.insert_trades(c, rows, again=True), x.rows)
-                           + _isolate(cur, w.insert_candles, x.candles) + _isolate(cur, w.insert_alerts, x.alerts))
+                           + _isolate(cur, w.insert_candles, x.candles)
+                           + _isolate(cur, w.insert_alerts, x.alerts))
                     result.rejected += len(bad)
-                    x.deadletters = x.deadletters + [self._rejected(x.partition, item, why) for item, why in bad]
+                    x.deadletters = x.deadletters + [self._rejected(x.partition, item, why)
+                                                     for item, why in bad]
                     dropped = {id(item) for item, _ in bad}
                     x.candles = [c for c in x.candles if id(c) not in dropped]
                     x.alerts = [a for a in x.alerts if id(a) not in dropped]
@@ -173,7 +176,8 @@ class CheckpointWriter:
                     w.insert_alerts(cur, alerts)
             for x in mine:
                 outbox += [(x.partition, s.topic_deadletter, k, v) for k, v in x.deadletters]
-                outbox += [(x.partition, s.topic_aggregates, c.symbol.encode(), c.encode()) for c in x.candles]
+                outbox += [(x.partition, s.topic_aggregates, c.symbol.encode(), c.encode())
+                           for c in x.candles]
                 outbox += [(x.partition, s.topic_alerts, a.symbol.encode(), a.encode()) for a in x.alerts]
                 result.rows += len(x.rows)
                 result.candles += len(x.candles)
@@ -181,10 +185,10 @@ class CheckpointWriter:
             if outbox:
                 w.insert_outbox(cur, s.processor_group, s.topic_trades, outbox)
             for x in mine:
-                if not w.save_checkpoint(cur, s.processor_group, s.topic_trades, x.partition, x.epoch, x.next_offset,
-                                         x.state):
-                    raise RuntimeError(f"checkpoint of partition {x.partition} would move backwards to offset "
-                                       f"{x.next_offset}: refusing to write it")
+                if not w.save_checkpoint(cur, s.processor_group, s.topic_trades, x.partition, x.epoch,
+                                         x.next_offset, x.state):
+                    raise RuntimeError(f"checkpoint of partition {x.partition} would move backwards to "
+                                       f"offset {x.next_offset}: refusing to write it")
                 result.saved[x.partition] = (x.epoch, x.next_offset)
         return result
 
@@ -192,10 +196,12 @@ class CheckpointWriter:
         """The dead-letter message of a row the database refused."""
         source = {Trade: self.s.topic_trades, Candle: self.s.topic_aggregates, Alert: self.s.topic_alerts}
         record = item[0] if isinstance(item, tuple) else item
-        logger.warning("database rejected a %s of %s: %s", type(record).__name__.lower(), record.symbol, reason)
+        kind = type(record).__name__.lower()
+        logger.warning("database rejected a %s of %s: %s", kind, record.symbol, reason)
         return record.symbol.encode(), orjson.dumps({
-            "reason": f"database rejected: {reason}", "topic": source.get(type(record), ""), "partition": partition,
-            "key": record.symbol, "value": record.encode().decode("utf-8", "replace"), "failed_at": iso(time.time())})
+            "reason": f"database rejected: {reason}", "topic": source.get(type(record), ""),
+            "partition": partition, "key": record.symbol, "value": record.encode().decode("utf-8", "replace"),
+            "failed_at": iso(time.time())})
 
 
 def _isolate(cur, insert: Callable, items: list) -> list[tuple[object, str]]:

@@ -49,14 +49,15 @@ def deadletter_record(msg: kafka_io.Message, reason: str) -> tuple[Optional[byte
 
 
 def rulebook(s: Settings) -> RuleBook:
-    return RuleBook(RuleConfig(s.spike_pct, s.breaker_pct, s.volume_multiple, s.rolling_window, s.min_history),
-                    s.rule_override_map)
+    return RuleBook(RuleConfig(s.spike_pct, s.breaker_pct, s.volume_multiple, s.rolling_window,
+                               s.min_history), s.rule_override_map)
 
 
 class Batch:
     """What one consumed batch did, for Redis and the metrics."""
 
-    __slots__ = ("records", "valid", "late", "per_symbol", "last_by_symbol", "tape", "touched", "candles", "alerts")
+    __slots__ = ("records", "valid", "late", "per_symbol", "last_by_symbol", "tape", "touched", "candles",
+                 "alerts")
 
     def __init__(self, records: int):
         self.records = records
@@ -79,7 +80,8 @@ class Processor:
         self.clock = clock
         self.outage = Outage("database")
         self.drain = OutboxDrain(settings, self.metrics)
-        self.partitions = Assignment(settings, rulebook(settings), self.metrics, self.outage, self.drain, clock)
+        self.partitions = Assignment(settings, rulebook(settings), self.metrics, self.outage, self.drain,
+                                     clock)
         self.live: Optional[LiveView] = None
         self.consumer: Optional[kafka_io.BatchConsumer] = None
         self.processed = 0
@@ -94,8 +96,9 @@ class Processor:
             logger.warning("outbox rows of an older processor not published yet: %s", exc)
         self.drain.start()
         p = self.partitions
-        self.consumer = p.consumer = kafka_io.BatchConsumer(s, s.processor_group, s.topic_trades, on_assign=p.on_assign,
-                                                            on_revoke=p.on_revoke, on_lost=p.on_lost)
+        self.consumer = p.consumer = kafka_io.BatchConsumer(s, s.processor_group, s.topic_trades,
+                                                            on_assign=p.on_assign, on_revoke=p.on_revoke,
+                                                            on_lost=p.on_lost)
 
     def close(self) -> None:
         """Checkpoint what is buffered, deliver the outbox, leave the group."""
@@ -114,8 +117,8 @@ class Processor:
             while not stop.is_set():
                 self.step()
         except Exception as exc:
-            logger.critical("processor stopping on an unexpected error, %s: %s (the checkpoint makes a restart "
-                            "safe)", type(exc).__name__, exc, exc_info=True)
+            logger.critical("processor stopping on an unexpected error, %s: %s (the checkpoint makes a "
+                            "restart safe)", type(exc).__name__, exc, exc_info=True)
             raise
         finally:
             self.close()
@@ -137,7 +140,8 @@ class Processor:
                 batch.candles += candles
                 batch.alerts += alerts
         self.live.update(slots=self.partitions.slots, last_by_symbol=batch.last_by_symbol, tape=batch.tape,
-                         candles=batch.candles, alerts=batch.alerts, touched=batch.touched, heartbeat=self._heartbeat())
+                         candles=batch.candles, alerts=batch.alerts, touched=batch.touched,
+                         heartbeat=self._heartbeat())
         self._observe(batch, started)
         self.partitions.buffered += batch.valid
         self.partitions.poll(idle=not msgs)

@@ -42,8 +42,9 @@ def rules():
 
 
 def test_cklg003_a_version_1_checkpoint_is_refused_with_a_clear_message():
-    old = msgspec.msgpack.encode({"v": 1, "sizes": [60], "grace": 2.0, "partition_time": 0.0, "idle_time": 0.0,
-                                  "counters": {}, "symbols": {"AAPL": [[[0.0], [[]]], [[], [], 0, 0, 0], [], 0.0]}})
+    positional = {"AAPL": [{"closed": [0.0], "open": [[]]}, [[], [], 0, 0, 0], [0.0] * 9, 0.0]}
+    old = msgspec.msgpack.encode({"v": 1, "sizes": [60], "grace": 2.0, "partition_time": 0.0,
+                                  "idle_time": 0.0, "counters": {}, "symbols": positional})
     with pytest.raises(CheckpointVersionError, match="version 1.*typed snapshots.*processor_checkpoints"):
         PartitionState.from_bytes(old, (60,), 2.0, rules())
 
