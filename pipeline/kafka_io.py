@@ -260,14 +260,24 @@ class BatchConsumer:
             logger.warning("consume error (logged once per kind): %s", err)
         return False
 
-    def commit(self, offsets: dict[int, int]) -> None:
-        """Commit next offsets asynchronously (Kafka's copy, for lag; the checkpoint rules)."""
-        if offsets:
-            try:
+    def commit(self, offsets: Optional[dict[int, int]] = None, wait: bool = False) -> None:
+        """Commit ``{partition: next offset}`` (None: the offsets stored as records were consumed, with
+        ``enable.auto.offset.store``); asynchronous unless ``wait``.  A failure is logged, not raised."""
+        if offsets is not None and not offsets:
+            return
+        try:
+            if offsets is None:
+                self.consumer.commit(asynchronous=not wait)
+            else:
                 self.consumer.commit(offsets=[TopicPartition(self.topic, p, o) for p, o in offsets.items()],
-                                     asynchronous=True)
-            except KafkaException as exc:
-                logger.warning("offset commit to Kafka failed: %s", exc)
+                                     asynchronous=not wait)
+        except KafkaException as exc:
+            logger.warning("offset commit to Kafka failed: %s", exc)
+
+    def lag(self) -> dict[int, int]:
+        """Records between the position and the (cached) end of each assigned partition."""
+        assigned = self.consumer.assignment()
+        return consumer_lag(self.consumer, assigned) if assigned else {}
 
     def pause(self, partitions: Iterable[int]) -> None:
         self._safely(self.consumer.pause, _tps(self.topic, partitions))
