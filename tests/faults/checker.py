@@ -290,8 +290,8 @@ def _read_trades(settings: Settings) -> dict[str, list]:
 
 def _read_candles(settings: Settings, expected: Expected) -> dict[tuple, list]:
     rows = query(settings, "SELECT symbol, window_seconds, extract(epoch FROM window_start)::float8, open, "
-                           "high, low, close, volume, vwap, trade_count, buy_volume, sell_volume FROM candles",
-                 timeout=120)
+                           "high, low, close, volume, vwap, trade_count, buy_volume, sell_volume "
+                           "FROM candles", timeout=120)
     out = defaultdict(list)
     for r in rows:
         key = (r[0], r[1], r[2])
