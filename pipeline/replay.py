@@ -136,7 +136,7 @@ def replay(path: Path, settings: Settings, speed: Optional[float], stop: Optiona
     from pipeline.metrics import ProducerMetrics
 
     stop = stop or threading.Event()
-    producer = kafka_io.make_producer(settings)
+    producer = kafka_io.Publisher(settings)
     pub = TradePublisher(producer, settings.topic_trades, ProducerMetrics())
     result = ReplayResult()
     started = time.monotonic()

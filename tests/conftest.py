@@ -79,7 +79,7 @@ def topics(clean_stores):
     s = clean_stores.replace(
         topic_trades=f"raw-trades-{tag}", topic_aggregates=f"trade-aggregates-{tag}",
         topic_alerts=f"trade-alerts-{tag}", topic_deadletter=f"raw-trades-dlq-{tag}",
-        topic_webhook_deadletter=f"alert-webhooks-dlq-{tag}",
+        topic_webhook_deadletter=f"alert-webhooks-dlq-{tag}", topic_outbox_progress=f"outbox-progress-{tag}",
         processor_group=f"processor-{tag}", alert_group=f"alerts-{tag}")
     ensure_topics(s)
     return s
