@@ -4,6 +4,12 @@ CLOSED -> OPEN on a CIRCUIT_BREAKER alert.  OPEN -> HALF_OPEN once ``open_second
 HALF_OPEN -> OPEN on a new breach (CIRCUIT_BREAKER); HALF_OPEN -> CLOSED once trading has been
 normal — no CIRCUIT_BREAKER or PRICE_SPIKE — for ``probation_seconds``.  A PRICE_SPIKE while
 HALF_OPEN restarts the probation.  A CIRCUIT_BREAKER while OPEN restarts the open period.
+
+Time is the alerts' event time: the alert engine applies each alert at its own timestamp, so the
+same alerts give the same states however fast, late or often they are processed (a replay too).
+A symbol's event time never runs backwards: an alert stamped before the breaker's last change
+counts at that change.  ``advance`` to the wall clock gives the state *shown* now; it is a view,
+never stored, so it cannot change what later alerts do.
 """
 from __future__ import annotations
 
@@ -35,7 +41,8 @@ class BreakerState(msgspec.Struct, frozen=True):
 
 
 def on_alert(b: BreakerState, alert_type: str, alert_id: str, now: float, policy: BreakerPolicy) -> BreakerState:
-    """The breaker after an alert of ``alert_type`` at ``now``."""
+    """The breaker after an alert of ``alert_type`` stamped ``now`` (event time)."""
+    now = max(now, b.since, b.last_event)
     b = advance(b, now, policy)
     if alert_id == b.last_alert_id:
         return b

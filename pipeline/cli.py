@@ -30,8 +30,10 @@ def _require(s: Settings, *names: str) -> None:
 
 
 def cmd_up(s: Settings, args) -> int:
+    from pipeline.alert_engine import check_settings
     from pipeline.stack.supervisor import WORKERS, up
 
+    check_settings(s)  # refuse a webhook configuration the alert engine would refuse, before starting anything
     workers = tuple(w for w in WORKERS if not (args.no_web and w == "web"))
     if args.rate is not None:
         s = s.replace(trade_rate=args.rate)
@@ -78,8 +80,16 @@ def cmd_processor(s: Settings, args) -> int:
 def cmd_alert_engine(s: Settings, args) -> int:
     from pipeline import alert_engine
 
+    alert_engine.check_settings(s)
     _require(s, "kafka_bootstrap_servers", "redis_url", "database_url")
     alert_engine.run(s, _stop_event())
+    return 0
+
+
+def cmd_webhook_secret(s: Settings, args) -> int:
+    from pipeline.webhooks import new_secret
+
+    print(new_secret())
     return 0
 
 
@@ -162,6 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("processor", help="run the stream processor").set_defaults(func=cmd_processor)
     sub.add_parser("alert-engine", help="run the alert engine").set_defaults(func=cmd_alert_engine)
+    sub.add_parser("webhook-secret", help="print a new STOCKIT_WEBHOOK_SECRET (whsec_...)").set_defaults(
+        func=cmd_webhook_secret)
 
     web = sub.add_parser("web", help="serve the web app, REST API and streams")
     web.add_argument("--host")

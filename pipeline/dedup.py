@@ -29,22 +29,3 @@ class DedupPolicy:
         """``holder`` is the alert id that owns the open window (None: no window open)."""
         return holder is not None and holder != alert_id
 
-
-class InMemoryDedup:
-    """The same policy over a dict and an injected clock (what the Redis adapter does, without Redis)."""
-
-    def __init__(self, policy: DedupPolicy):
-        self.policy = policy
-        self.windows: dict[str, tuple[str, float]] = {}
-
-    def check(self, alert_type: str, symbol: str, alert_id: str, now: float) -> bool:
-        """True when the alert is a duplicate; otherwise it opens (or owns) the window."""
-        key = self.policy.key(alert_type, symbol)
-        held = self.windows.get(key)
-        if held is not None and held[1] <= now:
-            held = None
-        if self.policy.is_duplicate(held[0] if held else None, alert_id):
-            return True
-        if held is None:
-            self.windows[key] = (alert_id, now + self.policy.ttl(alert_type))
-        return False

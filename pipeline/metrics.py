@@ -11,13 +11,15 @@ import logging
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
+from pipeline.events import INVALID_KINDS
+
 logger = logging.getLogger(__name__)
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 BATCH_BUCKETS = (1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000)
 ALERT_TYPES = ("PRICE_SPIKE", "CIRCUIT_BREAKER", "VOLUME_SPIKE")
 SEVERITIES = {"CIRCUIT_BREAKER": "CRITICAL", "PRICE_SPIKE": "HIGH", "VOLUME_SPIKE": "MEDIUM"}
-DEADLETTER_REASONS = ("bad_json", "invalid_field", "bad_timestamp", "database_rejected")
+DEADLETTER_REASONS = (*INVALID_KINDS, "database_rejected")  # InvalidRecord.kind labels + rows refused
 WEBHOOK_OUTCOMES = ("delivered", "retried", "failed", "skipped")
 
 
@@ -90,6 +92,25 @@ class AlertEngineMetrics:
         self.webhook_duration = Histogram("alertengine_webhook_duration_seconds", "One webhook request",
                                           buckets=LATENCY_BUCKETS, registry=r)
         self.lag = Gauge("alertengine_consumer_lag", "Records behind the partition end", ["partition"], registry=r)
+        self.dependency_up = Gauge("alertengine_dependency_up", "1 while the server answers, 0 while it is "
+                                   "unavailable and the engine waits for it", ["server"], registry=r)
+        self.dependency_down_since = Gauge("alertengine_dependency_unavailable_since_seconds",
+                                           "Unix time the server became unavailable (0: available)", ["server"],
+                                           registry=r)
+        self.dependency_retries = Counter("alertengine_dependency_retries_total",
+                                          "Operations retried because a server was unavailable", ["server"],
+                                          registry=r)
+        self.malformed = Counter("alertengine_malformed_alerts_total", "Records on trade-alerts that are not "
+                                 "alerts, skipped", ["kind"], registry=r)
+        self.commit_errors = Counter("alertengine_commit_errors_total", "Offset commits the group refused",
+                                     registry=r)
+        self.webhook_backlog = Gauge("alertengine_webhook_backlog", "Webhook deliveries pending or in flight",
+                                     ["endpoint"], registry=r)
+        self.commit_errors.inc(0)
+        for server in ("redis", "postgres"):
+            self.dependency_retries.labels(server).inc(0)
+        for kind in INVALID_KINDS:
+            self.malformed.labels(kind).inc(0)
         for alert_type in ALERT_TYPES:
             self.deduped.labels(alert_type).inc(0)
         for outcome in WEBHOOK_OUTCOMES:

@@ -1,10 +1,15 @@
 """Rolling statistics over a symbol's last N trades (price and quantity) — pure logic.
 
 Sums are kept incrementally and recomputed exactly every N additions, so floating-point drift
-from adding and subtracting cannot accumulate over a long stream.
+from adding and subtracting cannot accumulate over a long stream.  They are also recomputed when
+removing a value cancels nearly all of a sum (the value was over 2^20 times what remains), and when
+a sum falls below the value just added — which only rounding garbage can cause — so a crafted run
+cannot drive a sum to zero or below: for positive values both means stay positive.  Each decision
+depends only on the window's contents and sums, so a restored state continues identically.
 """
 from __future__ import annotations
 
+import math
 from collections import deque
 
 import msgspec
@@ -18,6 +23,8 @@ class RollingSnapshot(msgspec.Struct, frozen=True):
     price_sum: float
     qty_sum: float
     since_exact: int
+
+_CANCELLATION = 2.0 ** 20  # removed value / remaining sum above which the remainder is recomputed
 
 
 class RollingStats:
@@ -47,17 +54,20 @@ class RollingStats:
         return self.qty_sum / len(self.quantities)
 
     def add(self, price: float, quantity: float) -> None:
+        cancelled = False
         if len(self.prices) == self.size:
-            self.price_sum -= self.prices[0]
-            self.qty_sum -= self.quantities[0]
+            old_price, old_qty = self.prices[0], self.quantities[0]
+            self.price_sum -= old_price
+            self.qty_sum -= old_qty
+            cancelled = (old_price > self.price_sum * _CANCELLATION or old_qty > self.qty_sum * _CANCELLATION)
         self.prices.append(price)
         self.quantities.append(quantity)
         self.price_sum += price
         self.qty_sum += quantity
         self._since_exact += 1
-        if self._since_exact >= self.size:
-            self.price_sum = sum(self.prices)
-            self.qty_sum = sum(self.quantities)
+        if cancelled or self._since_exact >= self.size or self.price_sum < price or self.qty_sum < quantity:
+            self.price_sum = math.fsum(self.prices)
+            self.qty_sum = math.fsum(self.quantities)
             self._since_exact = 0
 
     def to_state(self) -> RollingSnapshot:

@@ -72,7 +72,8 @@ def evaluate(trade: Trade, stats: RollingStats, cfg: RuleConfig) -> list[Alert]:
         return []
     alerts = []
     ref_price = stats.mean_price
-    dev_pct = (trade.price - ref_price) / ref_price * 100.0
+    # A mean that is not positive is no reference: no move, no multiple (never a division by it).
+    dev_pct = (trade.price - ref_price) / ref_price * 100.0 if ref_price > 0 else 0.0
     size = abs(dev_pct)
     if size > cfg.breaker_pct:
         alerts.append(_alert(trade, "CIRCUIT_BREAKER", "CRITICAL", ref_price, dev_pct,
@@ -83,7 +84,7 @@ def evaluate(trade: Trade, stats: RollingStats, cfg: RuleConfig) -> list[Alert]:
                              f"{trade.symbol} price {trade.price:.4f} is {dev_pct:+.2f}% from its rolling "
                              f"average {ref_price:.4f}"))
     ref_qty = stats.mean_quantity
-    multiple = trade.quantity / ref_qty
+    multiple = trade.quantity / ref_qty if ref_qty > 0 else 0.0
     if multiple > cfg.volume_multiple:
         alerts.append(_alert(trade, "VOLUME_SPIKE", "MEDIUM", ref_qty, multiple,
                              f"{trade.symbol} {trade.side} {trade.quantity:g} is {multiple:.1f}x the average "

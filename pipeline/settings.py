@@ -65,8 +65,10 @@ class Settings:
     flush_rows: int = _env("STOCKIT_FLUSH_ROWS", 50000, "buffered trades that force a database flush")
     db_timeout: float = _env("STOCKIT_DB_TIMEOUT", 15.0,
                              "seconds a database call may take before the server counts as unavailable")
-    max_future_seconds: float = _env("STOCKIT_MAX_FUTURE_SECONDS", 86400.0,
-                                     "trades stamped further in the future are invalid")
+    max_future_seconds: float = _env("STOCKIT_MAX_FUTURE_SECONDS", 300.0,
+                                     "trades stamped further ahead of the wall clock are invalid")
+    max_record_bytes: int = _env("STOCKIT_MAX_RECORD_BYTES", 65536,
+                                 "raw-trades records larger than this are invalid")
 
     # --- anomaly rules -----------------------------------------------------------------------
     spike_pct: float = _env("STOCKIT_SPIKE_PCT", 5.0, "PRICE_SPIKE: % deviation from the rolling average")
@@ -85,10 +87,15 @@ class Settings:
                                             "HALF_OPEN -> CLOSED after this long without a price alert")
     webhook_urls: str = _env("STOCKIT_WEBHOOK_URLS", "", "comma-separated URLs for CRITICAL and HIGH alerts",
                              secret=True)
-    webhook_secret: str = _env("STOCKIT_WEBHOOK_SECRET", "", "HMAC-SHA256 key of the webhook signature", secret=True)
+    webhook_secret: str = _env("STOCKIT_WEBHOOK_SECRET", "", "Standard Webhooks signing key: whsec_ + base64 of "
+                               "24-64 random bytes (`stockit webhook-secret` makes one)", secret=True)
     webhook_attempts: int = _env("STOCKIT_WEBHOOK_ATTEMPTS", 4, "tries per webhook delivery")
     webhook_backoff: float = _env("STOCKIT_WEBHOOK_BACKOFF", 0.5, "first retry delay, doubled each try")
-    webhook_timeout: float = _env("STOCKIT_WEBHOOK_TIMEOUT", 5.0, "seconds per webhook request")
+    webhook_timeout: float = _env("STOCKIT_WEBHOOK_TIMEOUT", 5.0,
+                                  "total deadline of one webhook request (connect to last byte), seconds")
+    webhook_workers: int = _env("STOCKIT_WEBHOOK_WORKERS", 2, "concurrent deliveries per webhook URL")
+    outage_retry_max: float = _env("STOCKIT_OUTAGE_RETRY_MAX", 5.0,
+                                   "longest wait between retries while Redis or PostgreSQL is unavailable")
 
     # --- storage -----------------------------------------------------------------------------
     retention_days: int = _env("STOCKIT_RETENTION_DAYS", 30, "history kept by the retention job (0 = forever)")

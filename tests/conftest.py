@@ -15,6 +15,9 @@ import pytest
 
 from pipeline.settings import Settings
 
+# Servers this session started, by name ("kafka", "redis", "postgres"): the fault tests freeze and kill them.
+STARTED_SERVERS: dict = {}
+
 
 def pytest_setup_options():
     """Chrome options for dash[testing]: Debian's Chromium, headless, no network chatter."""
@@ -38,11 +41,19 @@ def servers(tmp_path_factory):
         redis_url = env.get("REDIS_URL") or started.append(RedisServer(home, free_port()).start()) or started[-1].url
         db = env.get("DATABASE_URL") or started.append(PostgresServer(home, free_port()).start()) or started[-1].url
         migrate(db)
+        STARTED_SERVERS.update({server.name: server for server in started})
         yield Settings.from_env({}, kafka_bootstrap_servers=kafka, redis_url=redis_url, database_url=db,
                                 home=str(home))
     finally:
+        STARTED_SERVERS.clear()
         for s in reversed(started):
             s.stop()
+
+
+@pytest.fixture(scope="session")
+def local_servers(servers) -> dict:
+    """The ``LocalServer`` objects this session started, by name; servers given by URL are not in it."""
+    return dict(STARTED_SERVERS)
 
 
 @pytest.fixture
@@ -54,7 +65,7 @@ def clean_stores(servers):
     redis.Redis.from_url(servers.redis_url).flushdb()
     conn = psycopg2.connect(servers.database_url)
     with conn, conn.cursor() as cur:
-        cur.execute("TRUNCATE trades, candles, alerts, outbox, processor_checkpoints")
+        cur.execute("TRUNCATE trades, candles, alerts, outbox, processor_checkpoints, webhook_deliveries")
     conn.close()
     return servers
 

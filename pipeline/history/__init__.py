@@ -31,9 +31,9 @@ def iso(value) -> Optional[str]:
 class Pool:
     """A thread-safe pool whose ``cursor()`` runs one transaction; a broken connection is dropped."""
 
-    def __init__(self, url: str, maxconn: int, application_name: str):
+    def __init__(self, url: str, maxconn: int, application_name: str, minconn: int = 1):
         self.url = url
-        self.pool = psycopg2.pool.ThreadedConnectionPool(1, maxconn, url, connect_timeout=5,
+        self.pool = psycopg2.pool.ThreadedConnectionPool(minconn, maxconn, url, connect_timeout=5,
                                                          application_name=application_name)
 
     def close(self) -> None:

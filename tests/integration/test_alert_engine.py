@@ -10,22 +10,26 @@ import pytest
 import redis
 from prometheus_client import CollectorRegistry
 
+from standardwebhooks import Webhook
+
 from pipeline import speed_layer
 from pipeline.alert_engine import AlertEngine
+from pipeline.breaker import BreakerPolicy, BreakerState, advance
 from pipeline.events import Alert, alert_id_for
 from pipeline.history.writer import HistoryWriter
 from pipeline.metrics import AlertEngineMetrics
-from pipeline.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
+from pipeline.webhooks import ID_HEADER, new_secret, verify
 from tests.integration.helpers import consume_all, produce, sql, wait_until
 
 pytestmark = pytest.mark.integration
-T0 = 1_800_000_000.0
+T0 = 1_700_000_000.0
+SECRET = new_secret()
 
 
-def make_alert(trade_id: str, alert_type: str, symbol: str = "TSLA") -> Alert:
+def make_alert(trade_id: str, alert_type: str, symbol: str = "TSLA", at: float = T0) -> Alert:
     severity = {"CIRCUIT_BREAKER": "CRITICAL", "PRICE_SPIKE": "HIGH", "VOLUME_SPIKE": "MEDIUM"}[alert_type]
     return Alert(alert_id_for(trade_id, alert_type), alert_type, severity, symbol, 250.0, 220.0, 13.6, trade_id,
-                 T0, f"{alert_type} on {symbol}", "BUY", 10.0)
+                 at, f"{alert_type} on {symbol}", "BUY", 10.0)
 
 
 def publish(settings, *alerts: Alert) -> None:
@@ -64,8 +68,8 @@ def test_alrt001_dedup_windows_and_breaker_states_survive_a_restart(topics, run_
 
     # A new engine process (same group, fresh objects): the window and the breaker come from Redis.
     metrics = AlertEngineMetrics(CollectorRegistry())
-    second_alert = make_alert("t2", "CIRCUIT_BREAKER")
-    spike = make_alert("t3", "VOLUME_SPIKE")
+    second_alert = make_alert("t2", "CIRCUIT_BREAKER", at=T0 + 10)
+    spike = make_alert("t3", "VOLUME_SPIKE", at=T0 + 10)
     publish(topics, second_alert, spike)
     clock.now = T0 + 10
     engine = run_worker(AlertEngine(topics, metrics, clock=clock).run, "engine-2")
@@ -75,24 +79,25 @@ def test_alrt001_dedup_windows_and_breaker_states_survive_a_restart(topics, run_
     assert status(topics, first)[0] == "routed", "the first alert is not re-handled as its own duplicate"
     assert metrics.deduped.labels("CIRCUIT_BREAKER")._value.get() == 1
     b = breaker(topics, "TSLA")
-    assert b["state"] == "OPEN" and b["trips"] == 1
-    # The open period counts from the latest breach (t=10): HALF_OPEN 300 s later, not before.
-    clock.now = T0 + 305
-    assert breaker(topics, "TSLA")["state"] == "OPEN"
+    assert (b["state"], b["since"], b["trips"]) == ("OPEN", T0 + 10, 1), "the later breach restarts it"
+    # The stored state is the alerts' fold by event time; the wall clock only changes what is shown:
+    # HALF_OPEN 300 s after the latest breach, in the metrics, while Redis keeps the fold.
     clock.now = T0 + 311
-    wait_until(lambda: breaker(topics, "TSLA")["state"] == "HALF_OPEN", 10, "OPEN -> HALF_OPEN after 300 s")
+    wait_until(lambda: metrics.breaker_state.labels("TSLA")._value.get() == 1, 10, "HALF_OPEN shown at 311 s")
     engine.stop()
+    stored = BreakerState(**breaker(topics, "TSLA"))
+    assert stored.state == "OPEN" and advance(stored, T0 + 311, BreakerPolicy()).state == "HALF_OPEN"
     assert metrics.breakers_open._value.get() == 0
 
-    # HALF_OPEN survives a restart too, and a new breach re-opens it.
-    breach = make_alert("t4", "CIRCUIT_BREAKER")
+    # A new breach 320 s in: by event time the breaker was HALF_OPEN, so it re-opens with a second trip.
+    breach = make_alert("t4", "CIRCUIT_BREAKER", at=T0 + 320)
     clock.now = T0 + 320
     publish(topics, breach)
     engine = run_worker(AlertEngine(topics, AlertEngineMetrics(CollectorRegistry()), clock=clock).run, "engine-3")
     wait_until(lambda: status(topics, breach)[0] != "new", 30, "the breach handled")
     engine.stop()
     b = breaker(topics, "TSLA")
-    assert (b["state"], b["trips"]) == ("OPEN", 2)
+    assert (b["state"], b["since"], b["trips"]) == ("OPEN", T0 + 320, 2)
     ttl = redis.Redis.from_url(topics.redis_url).pttl(speed_layer.dedup_key("CIRCUIT_BREAKER", "TSLA"))
     assert 0 < ttl <= 300_000
 
@@ -125,9 +130,12 @@ def hook_server():
     server.shutdown()
 
 
+def hook_settings(settings, *urls: str, **changes):
+    return settings.replace(webhook_urls=",".join(urls), webhook_secret=SECRET, **changes)
+
+
 def test_alrt002_critical_alerts_reach_the_webhook_signed_after_retries(topics, run_worker, hook_server):
-    settings = topics.replace(webhook_urls=hook_server, webhook_secret="s3cret", webhook_backoff=0.01,
-                              webhook_attempts=4)
+    settings = hook_settings(topics, hook_server, webhook_backoff=0.01, webhook_attempts=4)
     Hook.fail_first = 2
     critical, medium = make_alert("w1", "CIRCUIT_BREAKER", "AAPL"), make_alert("w2", "VOLUME_SPIKE", "AAPL")
     publish(settings, critical, medium)
@@ -139,13 +147,16 @@ def test_alrt002_critical_alerts_reach_the_webhook_signed_after_retries(topics, 
     assert status(settings, critical) == ("routed", "delivered", 3)
     assert status(settings, medium)[:2] == ("routed", "skipped"), "MEDIUM is logged, not sent"
     assert len(Hook.received) == 3
+    assert {h[ID_HEADER] for h, _ in Hook.received} == {critical.alert_id}, "the same webhook-id on every try"
     headers, body = Hook.received[-1]
-    assert verify("s3cret", headers[TIMESTAMP_HEADER], body, headers[SIGNATURE_HEADER])
+    verify(SECRET, headers, body)
+    assert Webhook(SECRET).verify(body, headers)["alert_id"] == critical.alert_id  # the reference library
     assert json.loads(body)["alert_id"] == critical.alert_id
 
 
 def test_alrt003_a_webhook_that_never_answers_well_is_dead_lettered(topics, run_worker, hook_server):
-    settings = topics.replace(webhook_urls=hook_server, webhook_backoff=0.01, webhook_attempts=3)
+    url = hook_server + "/T0K3N-in-the-path?token=s3cr3t"
+    settings = hook_settings(topics, url, webhook_backoff=0.01, webhook_attempts=3)
     Hook.fail_first = 100
     alert = make_alert("f1", "PRICE_SPIKE", "MSFT")
     publish(settings, alert)
@@ -158,3 +169,12 @@ def test_alrt003_a_webhook_that_never_answers_well_is_dead_lettered(topics, run_
     assert len(dead) == 1 and orjson.loads(dead[0].value())["alert"]["alert_id"] == alert.alert_id
     assert metrics.webhooks.labels("failed")._value.get() == 1
     assert metrics.webhooks.labels("retried")._value.get() == 2
+    # The URL's path and query hold credentials: only scheme://host:port is stored or dead-lettered.
+    origin = hook_server.rsplit("/", 1)[0]
+    last_error = sql(settings, "SELECT last_error FROM alerts WHERE alert_id = %s", (alert.alert_id,))[0][0]
+    assert last_error == f"{origin}: HTTP 503"
+    assert orjson.loads(dead[0].value())["endpoint"] == origin
+    stored = str(sql(settings, "SELECT * FROM webhook_deliveries"))
+    stored += str(sql(settings, "SELECT * FROM alerts"))
+    for secret in ("T0K3N", "s3cr3t", "/hook"):
+        assert secret not in stored and secret.encode() not in dead[0].value()

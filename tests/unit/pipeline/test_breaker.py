@@ -136,3 +136,24 @@ def test_brk015_advance_composes_and_is_idempotent(events, t1, t2):
     direct = advance(b, t2, POLICY)
     assert advance(advance(b, t1, POLICY), t2, POLICY) == direct
     assert advance(direct, t2, POLICY) == direct
+
+
+# (alerts as (seconds after T0, type, id), expected (state, since, trips) after the last one)
+OUT_OF_ORDER = [
+    ("earlier_breach_while_open", [(100, "CIRCUIT_BREAKER", "a"), (40, "CIRCUIT_BREAKER", "b")],
+     (OPEN, T0 + 100, 1)),
+    ("breach_stamped_before_close", [(0, "CIRCUIT_BREAKER", "a"), (400, "VOLUME_SPIKE", "v"),
+                                     (200, "CIRCUIT_BREAKER", "b")], (OPEN, T0 + 360, 2)),
+    ("late_spike_in_half_open", [(0, "CIRCUIT_BREAKER", "a"), (330, "PRICE_SPIKE", "p"),
+                                 (310, "PRICE_SPIKE", "q")], (HALF_OPEN, T0 + 300, 1)),
+]
+
+
+@pytest.mark.parametrize("alerts, expected", [c[1:] for c in OUT_OF_ORDER], ids=[c[0] for c in OUT_OF_ORDER])
+def test_brk016_event_time_never_runs_backwards_per_symbol(alerts, expected):
+    b = BreakerState("TSLA")
+    for dt, kind, alert_id in alerts:
+        before = b
+        b = on_alert(b, kind, alert_id, T0 + dt, POLICY)
+        assert b.since >= before.since and b.last_event >= before.last_event
+    assert (b.state, b.since, b.trips) == expected

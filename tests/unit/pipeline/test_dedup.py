@@ -2,9 +2,30 @@
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from pipeline.dedup import DEFAULT_TTLS, FALLBACK_TTL, DedupPolicy, InMemoryDedup
+from pipeline.dedup import DEFAULT_TTLS, FALLBACK_TTL, DedupPolicy
 
 T0 = 1_717_000_000.0
+
+
+class InMemoryDedup:
+    """A model of the policy over a dict and an injected clock: what the alert engine's Redis script
+    decides (SET NX of the window's key with the TTL; the holder's id makes a re-seen alert itself)."""
+
+    def __init__(self, policy: DedupPolicy):
+        self.policy = policy
+        self.windows: dict[str, tuple[str, float]] = {}
+
+    def check(self, alert_type: str, symbol: str, alert_id: str, now: float) -> bool:
+        """True when the alert is a duplicate; otherwise it opens (or owns) the window."""
+        key = self.policy.key(alert_type, symbol)
+        held = self.windows.get(key)
+        if held is not None and held[1] <= now:
+            held = None
+        if self.policy.is_duplicate(held[0] if held else None, alert_id):
+            return True
+        if held is None:
+            self.windows[key] = (alert_id, now + self.policy.ttl(alert_type))
+        return False
 
 
 @pytest.mark.parametrize("alert_type, ttl", [("CIRCUIT_BREAKER", 300.0), ("PRICE_SPIKE", 60.0),

@@ -67,3 +67,38 @@ def test_rol004_state_round_trip_continues_identically(pairs, more):
 def test_rol005_size_must_be_positive(size):
     with pytest.raises(ValueError, match="size"):
         RollingStats(size)
+
+
+# Quantities that drove the old running sum to exactly 0 (window 3): the 1e12 is added right after an
+# exact recompute, absorbs the small values that follow, and its removal cancels them all.
+CRAFTED_TO_ZERO = [1.0, 1.0, 1.0, 1e12, 2e-6, 1e-7, 1e-6, 1e-6]
+
+
+@pytest.mark.parametrize("run, size", [
+    (CRAFTED_TO_ZERO, 3),
+    ([1e12] + [1e-12] * 12, 4),                            # the largest value, then the smallest ones
+    ([1e12, 1e-12, 1e12, 1e-12] * 6 + [1e-12] * 5, 5),      # alternating extremes
+    ([2.0 ** -k for k in range(60)], 7),                    # halving: every removal takes half the sum
+])
+def test_rol006_crafted_runs_keep_both_means_positive_and_right(run, size):
+    r = RollingStats(size)
+    for i, v in enumerate(run):
+        r.add(v, v)
+        tail = run[max(0, i + 1 - size):i + 1]
+        exact = math.fsum(tail) / len(tail)
+        assert r.mean_quantity > 0 and r.mean_price > 0
+        assert r.mean_quantity == pytest.approx(exact, rel=1e-6)
+
+
+extreme = st.floats(min_value=1e-12, max_value=1e12)
+
+
+@settings(max_examples=300)
+@given(size=st.integers(1, 12), values=st.lists(extreme, min_size=1, max_size=80))
+def test_rol007_means_over_the_whole_accepted_range_stay_positive(size, values):
+    """Over the trade gate's whole range [1e-12, 1e12] both means stay positive at every step."""
+    r = RollingStats(size)
+    for v in values:
+        r.add(v, v)
+        assert r.mean_price > 0 and r.mean_quantity > 0
+    assert r.mean_quantity >= min(values[-size:]) * (1 - 1e-9)

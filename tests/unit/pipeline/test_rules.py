@@ -159,3 +159,19 @@ def test_rul011_invalid_rule_config(kwargs):
 def test_rul012_unknown_override_setting_is_rejected():
     with pytest.raises(ValueError, match="spike_percent"):
         RuleBook(DEFAULT, {"TSLA": {"spike_percent": 7}})
+
+
+@pytest.mark.parametrize("broken_sum", [0.0, -5.0])
+def test_rul013_a_mean_that_is_not_positive_is_never_divided_by(broken_sum):
+    stats = history()
+    stats.price_sum = stats.qty_sum = broken_sum  # what a cancelled running sum looked like
+    assert evaluate(trade(price=150.0, qty=1e6), stats, DEFAULT) == []
+
+
+def test_rul014_the_crafted_run_that_zeroed_the_sum_raises_no_error_and_no_false_alert():
+    stats = RollingStats(3)
+    for q in [1.0, 1.0, 1.0, 1e12, 2e-6, 1e-7, 1e-6, 1e-6]:
+        stats.add(100.0, q)
+    cfg = RuleConfig(min_history=1, rolling_window=3)
+    assert [a.alert_type for a in evaluate(trade(qty=1e-6), stats, cfg)] == []
+    assert [a.alert_type for a in evaluate(trade(qty=1e-5), stats, cfg)] == ["VOLUME_SPIKE"]
