@@ -11,6 +11,8 @@ import logging
 
 import psycopg2
 
+from pipeline.outage import POSTGRES, unavailable_server
+
 logger = logging.getLogger(__name__)
 
 DATA, TRANSIENT, FATAL = "data", "transient", "fatal"
@@ -25,8 +27,7 @@ def classify(exc: BaseException) -> str:
     code = getattr(exc, "pgcode", None) or ""
     if code[:2] in ("22", "23"):
         return DATA
-    if isinstance(exc, (psycopg2.OperationalError, psycopg2.InterfaceError)) \
-            or code[:2] in _TRANSIENT_CLASSES:
+    if unavailable_server(exc) == POSTGRES or code[:2] in _TRANSIENT_CLASSES:
         return TRANSIENT
     return FATAL
 

@@ -1,10 +1,10 @@
-"""Pure parts of the checkpoint protocol: error classes, backoff, checkpoint versions, slots."""
+"""Pure parts of the checkpoint protocol: error classes, checkpoint versions, slots."""
 import msgspec
 import psycopg2
 import psycopg2.errors
 import pytest
 
-from pipeline.checkpoint import MAX_BACKOFF, PartitionSlot, backoff
+from pipeline.checkpoint import PartitionSlot
 from pipeline.events import Trade
 from pipeline.history.errors import DATA, FATAL, TRANSIENT, classify
 from pipeline.idleness import CatchUp
@@ -28,13 +28,6 @@ from pipeline.rules import RuleBook, RuleConfig
 ])
 def test_cklg001_errors_are_classified(exc, kind):
     assert classify(exc) == kind
-
-
-def test_cklg002_backoff_doubles_and_is_capped():
-    waits = [backoff(n) for n in range(1, 20)]
-    assert waits[:3] == [0.5, 1.0, 2.0]
-    assert all(a <= b for a, b in zip(waits, waits[1:]))
-    assert max(waits) == MAX_BACKOFF
 
 
 def rules():
