@@ -220,7 +220,8 @@ def health() -> Response:
     healthy = status.redis and status.database is not False
     body = {"status": "ok" if healthy and status.state == "ok" else "degraded" if healthy else "down",
             "pipeline": status.state, "message": status.message, "redis": status.redis,
-            "database": bool(status.database), "last_trade_age_seconds": status.last_trade_age, "workers": workers}
+            "database": bool(status.database), "last_trade_age_seconds": status.last_trade_age, "workers": workers,
+            "database_unavailable_since": status.database_unavailable_since}
     return json_response(body, 200 if healthy else 503)
 
 

@@ -74,7 +74,8 @@ SCHEMAS = {
                     "pipeline": {"type": "string", "enum": ["ok", "stale", "stopped", "down"]}, "message": STR,
                     "redis": BOOL, "database": BOOL, "last_trade_age_seconds": _n(NUM),
                     "workers": {"type": "object",
-                                "additionalProperties": _obj({"alive": BOOL, "age_seconds": _n(NUM)})}}),
+                                "additionalProperties": _obj({"alive": BOOL, "age_seconds": _n(NUM)})},
+                    "database_unavailable_since": _n(TIME)}),
 }
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
 from typing import Optional
 
 OK, STALE, STOPPED, DOWN = "ok", "stale", "stopped", "down"
@@ -15,6 +16,7 @@ class PipelineStatus:
     redis: bool
     database: Optional[bool]
     last_trade_age: Optional[float] = None
+    database_unavailable_since: Optional[str] = None  # ISO time, from the processor's heartbeat
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -24,6 +26,9 @@ def assess(*, now: float, redis_ok: bool, database_ok: Optional[bool], processor
            newest_trade_ts: Optional[float], stale_after: float) -> PipelineStatus:
     """The state of the data the app shows. ``database_ok`` None means not checked."""
     age = None if newest_trade_ts is None else max(0.0, now - newest_trade_ts)
+    down_since = (processor_heartbeat or {}).get("database_unavailable_since")
+    if redis_ok and down_since and now - float(processor_heartbeat.get("ts", 0.0)) <= stale_after:
+        return _database_unavailable(now, float(down_since), database_ok, age)
     if not redis_ok:
         return PipelineStatus(DOWN, "danger", "The speed layer (Redis) is unreachable: no live data can be shown.",
                               False, database_ok, age)
@@ -47,6 +52,16 @@ def assess(*, now: float, redis_ok: bool, database_ok: Optional[bool], processor
     if database_ok is False:
         return PipelineStatus(OK, "warning", db_note.strip(), True, False, age)
     return PipelineStatus(OK, "success", "Live", True, database_ok, age)
+
+
+def _database_unavailable(now: float, since: float, database_ok: Optional[bool], age: Optional[float]
+                          ) -> PipelineStatus:
+    """The processor cannot checkpoint: it has paused consumption and retries by itself."""
+    at = datetime.fromtimestamp(since, timezone.utc)
+    msg = (f"Database unavailable since {at:%H:%M:%S} UTC ({_age(max(0.0, now - since))}): the stream processor "
+           "has paused and resumes by itself when it is back; nothing is lost.")
+    return PipelineStatus(STALE, "danger", msg, True, database_ok, age,
+                          at.isoformat(timespec="seconds").replace("+00:00", "Z"))
 
 
 def _age(seconds: float) -> str:

@@ -18,7 +18,7 @@ logger = logging.getLogger(__name__)
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 BATCH_BUCKETS = (1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000)
-DEADLETTER_REASONS = INVALID_KINDS  # the InvalidRecord.kind labels
+DEADLETTER_REASONS = (*INVALID_KINDS, "database_rejected")  # InvalidRecord.kind labels + rows refused
 WEBHOOK_OUTCOMES = ("delivered", "retried", "failed", "skipped")
 
 
@@ -59,6 +59,14 @@ class ProcessorMetrics:
                                      "Trade event time to its effect in Redis", buckets=LATENCY_BUCKETS, registry=r)
         self.lag = Gauge("processor_consumer_lag", "Records behind the partition end", ["partition"], registry=r)
         self.committed = Counter("processor_offsets_committed_total", "Checkpoints committed", registry=r)
+        self.outbox_published = Counter("processor_outbox_published_total",
+                                        "Outbox messages published in committed Kafka transactions", registry=r)
+        self.db_available = Gauge("processor_database_available",
+                                  "1 while PostgreSQL takes checkpoints, 0 while it is unavailable", registry=r)
+        self.db_unavailable_since = Gauge("processor_database_unavailable_since_seconds",
+                                          "Epoch seconds since when PostgreSQL is unavailable (0: available)",
+                                          registry=r)
+        self.db_available.set(1)
         self.late.inc(0)
         for reason in DEADLETTER_REASONS:
             self.deadletter.labels(reason).inc(0)

@@ -4,7 +4,8 @@ Per symbol: open candle windows, rolling statistics for the anomaly rules, and a
 price, day open/high/low/volume).  Per partition: the newest event time (the watermark source for
 quiet symbols) and running counters.  ``apply`` takes one trade; finalized candles and alerts
 collect in ``candles`` and ``alerts`` until the caller drains them.  ``to_bytes``/``from_bytes``
-make the checkpoint that lets a restarted processor continue exactly where the last one stopped.
+make the checkpoint that lets a restarted processor continue exactly where the last one stopped: a
+typed :class:`PartitionSnapshot` (version ``CHECKPOINT_VERSION``) encoded as MessagePack.
 
 Watermark of a symbol = max(its own newest event time, partition newest event time - grace): a
 symbol closes its own windows, and a quiet one follows its partition one grace period behind.
@@ -12,17 +13,61 @@ In a lull with no trades, ``tick(idle_seconds)`` lets the wall clock move the pa
 """
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Iterable, Union
 
 import msgspec
 
 from pipeline.events import Alert, Candle, Trade
-from pipeline.rolling import RollingStats
+from pipeline.rolling import RollingSnapshot, RollingStats
 from pipeline.rules import RuleBook, evaluate
-from pipeline.windows import SymbolWindows, check_sizes
+from pipeline.windows import SymbolWindows, WindowsSnapshot, check_sizes
 
 _DAY = 86400.0
 _NEG_INF = float("-inf")
+CHECKPOINT_VERSION = 2  # 1: positional lists (before typed snapshots)
+
+
+class TickerSnapshot(msgspec.Struct, frozen=True):
+    """Checkpoint form of :class:`Ticker`."""
+
+    price: float
+    prev_price: float
+    day: float
+    day_open: float
+    high: float
+    low: float
+    volume: float
+    count: int
+    ts: float
+
+
+class SymbolSnapshot(msgspec.Struct, frozen=True):
+    """Checkpoint form of one symbol's windows, rolling statistics and ticker."""
+
+    windows: WindowsSnapshot
+    rolling: RollingSnapshot
+    ticker: TickerSnapshot
+    last_time: float
+
+
+class PartitionSnapshot(msgspec.Struct, frozen=True):
+    """Checkpoint form of :class:`PartitionState`; ``idle_time`` is the wall clock's push in a lull."""
+
+    version: int = msgspec.field(name="v")
+    sizes: list[int]
+    grace: float
+    partition_time: float
+    idle_time: float
+    counters: dict[str, Union[int, float]]
+    symbols: dict[str, SymbolSnapshot]
+
+
+class _Version(msgspec.Struct):
+    version: int = msgspec.field(name="v", default=0)
+
+
+class CheckpointVersionError(ValueError):
+    """A checkpoint written by another version of Stock-IT."""
 
 
 class Ticker:
@@ -60,14 +105,15 @@ class Ticker:
             "ts": self.ts,
         }
 
-    def to_state(self) -> list:
-        return [self.price, self.prev_price, self.day, self.day_open, self.high, self.low, self.volume,
-                self.count, self.ts]
+    def to_state(self) -> TickerSnapshot:
+        return TickerSnapshot(price=self.price, prev_price=self.prev_price, day=self.day, day_open=self.day_open,
+                              high=self.high, low=self.low, volume=self.volume, count=self.count, ts=self.ts)
 
     @classmethod
-    def from_state(cls, s: list) -> "Ticker":
+    def from_state(cls, s: TickerSnapshot) -> "Ticker":
         t = cls()
-        (t.price, t.prev_price, t.day, t.day_open, t.high, t.low, t.volume, t.count, t.ts) = s
+        t.price, t.prev_price, t.day, t.day_open, t.high, t.low = s.price, s.prev_price, s.day, s.day_open, s.high, s.low
+        t.volume, t.count, t.ts = s.volume, s.count, s.ts
         return t
 
 
@@ -186,26 +232,32 @@ class PartitionState:
 
     # --- checkpoint --------------------------------------------------------------------------
     def to_bytes(self) -> bytes:
-        return msgspec.msgpack.encode({
-            "v": 1, "sizes": list(self.sizes), "grace": self.grace,
-            "partition_time": self.partition_time, "idle_time": self.idle_time, "counters": self.counters,
-            "symbols": {name: [s.windows.to_state(), s.rolling.to_state(), s.ticker.to_state(), s.last_time]
-                        for name, s in self.symbols.items()},
-        })
+        return msgspec.msgpack.encode(PartitionSnapshot(
+            version=CHECKPOINT_VERSION, sizes=list(self.sizes), grace=self.grace,
+            partition_time=self.partition_time, idle_time=self.idle_time, counters=self.counters,
+            symbols={name: SymbolSnapshot(windows=s.windows.to_state(), rolling=s.rolling.to_state(),
+                                          ticker=s.ticker.to_state(), last_time=s.last_time)
+                     for name, s in self.symbols.items()}))
 
     @classmethod
     def from_bytes(cls, data: bytes, sizes: Iterable[int], grace: float, rules: RuleBook) -> "PartitionState":
-        d = msgspec.msgpack.decode(data)
-        if d.get("v") != 1:
-            raise ValueError(f"unknown checkpoint version {d.get('v')!r}")
+        version = msgspec.msgpack.decode(data, type=_Version).version
+        if version != CHECKPOINT_VERSION:
+            hint = (" (written before typed snapshots): finish its work with the Stock-IT version that wrote it, "
+                    "or delete the group's rows from processor_checkpoints to reprocess the topic from its "
+                    "committed offsets") if version < CHECKPOINT_VERSION else ": written by a newer Stock-IT"
+            raise CheckpointVersionError(f"unknown checkpoint version {version} (this version reads "
+                                         f"{CHECKPOINT_VERSION}){hint}")
+        d = msgspec.msgpack.decode(data, type=PartitionSnapshot)
         st = cls(sizes, grace, rules)
-        if tuple(d["sizes"]) != st.sizes:
-            raise ValueError(f"checkpoint has window sizes {d['sizes']}, configuration has {list(st.sizes)}")
-        st.partition_time, st.idle_time = d["partition_time"], d["idle_time"]
-        st.counters.update(d["counters"])
-        for name, (w, r, t, last) in d["symbols"].items():
+        if tuple(d.sizes) != st.sizes:
+            raise ValueError(f"checkpoint has window sizes {d.sizes}, configuration has {list(st.sizes)}")
+        st.partition_time, st.idle_time = d.partition_time, d.idle_time
+        st.counters.update(d.counters)
+        for name, sym in d.symbols.items():
             cfg = rules.for_symbol(name)
-            st.symbols[name] = SymbolState(SymbolWindows.from_state(name, st.sizes, grace, w),
-                                           RollingStats.from_state(cfg.rolling_window, r), Ticker.from_state(t), last)
+            st.symbols[name] = SymbolState(SymbolWindows.from_state(name, st.sizes, grace, sym.windows),
+                                           RollingStats.from_state(cfg.rolling_window, sym.rolling),
+                                           Ticker.from_state(sym.ticker), sym.last_time)
         st._min_next_close = min((s.next_close for s in st.symbols.values()), default=float("inf"))
         return st

@@ -10,8 +10,6 @@ import threading
 import time
 from typing import Optional
 
-from confluent_kafka import Producer
-
 from pipeline import kafka_io, speed_layer
 from pipeline.metrics import ProducerMetrics
 from pipeline.settings import Settings
@@ -24,7 +22,7 @@ TICK = 0.01
 class TradePublisher:
     """Publishes trades keyed by symbol and records delivery latency and errors."""
 
-    def __init__(self, producer: Producer, topic: str, metrics: ProducerMetrics):
+    def __init__(self, producer: kafka_io.Publisher, topic: str, metrics: ProducerMetrics):
         self.producer = producer
         self.topic = topic
         self.metrics = metrics
@@ -35,7 +33,7 @@ class TradePublisher:
         sent_at = time.perf_counter()
         metrics = self.metrics
 
-        def delivered(err, msg):
+        def delivered(err: Optional[str], msg) -> None:
             if err is not None:
                 self.failed += 1
                 metrics.errors.inc()
@@ -43,12 +41,7 @@ class TradePublisher:
             else:
                 metrics.latency.observe(time.perf_counter() - sent_at)
 
-        while True:
-            try:
-                self.producer.produce(self.topic, value, key, on_delivery=delivered)
-                break
-            except BufferError:
-                self.producer.poll(0.05)
+        self.producer.produce(self.topic, value, key, on_delivery=delivered)
         metrics.trades.labels(symbol, side).inc()
         self.sent += 1
 
@@ -66,7 +59,7 @@ def run(settings: Settings, stop: threading.Event, limit: Optional[int] = None,
         serve(metrics.registry, settings.metrics_host, settings.producer_metrics_port)
     seed = settings.seed or int(time.time() * 1000) % 2**31
     sim = MarketSimulator(settings.symbol_list, seed=seed, event_rate=settings.event_rate)
-    pub = TradePublisher(kafka_io.make_producer(settings), settings.topic_trades, metrics)
+    pub = TradePublisher(kafka_io.Publisher(settings), settings.topic_trades, metrics)
     rate = settings.trade_rate
     redis_client = _redis_or_none(settings)
     logger.info("producer: %s at %s trades/s (seed %d) -> %s", ",".join(settings.symbol_list),

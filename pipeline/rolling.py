@@ -12,6 +12,19 @@ from __future__ import annotations
 import math
 from collections import deque
 
+import msgspec
+
+
+class RollingSnapshot(msgspec.Struct, frozen=True):
+    """Checkpoint form of :class:`RollingStats`."""
+
+    prices: list[float]
+    quantities: list[float]
+    price_sum: float
+    qty_sum: float
+    since_exact: int
+
+
 _CANCELLATION = 2.0 ** 20  # removed value / remaining sum above which the remainder is recomputed
 
 
@@ -63,13 +76,14 @@ class RollingStats:
         if periodic:
             self._since_exact = 0
 
-    def to_state(self) -> list:
-        return [list(self.prices), list(self.quantities), self.price_sum, self.qty_sum, self._since_exact]
+    def to_state(self) -> RollingSnapshot:
+        return RollingSnapshot(prices=list(self.prices), quantities=list(self.quantities), price_sum=self.price_sum,
+                               qty_sum=self.qty_sum, since_exact=self._since_exact)
 
     @classmethod
-    def from_state(cls, size: int, state: list) -> "RollingStats":
+    def from_state(cls, size: int, state: RollingSnapshot) -> "RollingStats":
         r = cls(size)
-        r.prices.extend(state[0][-size:])
-        r.quantities.extend(state[1][-size:])
-        r.price_sum, r.qty_sum, r._since_exact = state[2], state[3], state[4]
+        r.prices.extend(state.prices[-size:])
+        r.quantities.extend(state.quantities[-size:])
+        r.price_sum, r.qty_sum, r._since_exact = state.price_sum, state.qty_sum, state.since_exact
         return r

@@ -43,6 +43,9 @@ class Settings:
     topic_deadletter: str = _env("STOCKIT_TOPIC_DEADLETTER", "raw-trades-dlq", "topic of invalid records")
     topic_webhook_deadletter: str = _env("STOCKIT_TOPIC_WEBHOOK_DEADLETTER", "alert-webhooks-dlq",
                                          "topic of webhook deliveries that failed every try")
+    topic_outbox_progress: str = _env("STOCKIT_TOPIC_OUTBOX_PROGRESS", "processor-outbox-progress",
+                                      "compacted topic of the processor's outbox markers (one partition per "
+                                      "raw-trades partition)")
     trade_partitions: int = _env("STOCKIT_TRADE_PARTITIONS", 6, "partitions of the raw-trades topic")
     processor_group: str = _env("STOCKIT_PROCESSOR_GROUP", "stockit-processor", "consumer group of the processor")
     alert_group: str = _env("STOCKIT_ALERT_GROUP", "stockit-alert-engine", "consumer group of the alert engine")
@@ -60,6 +63,8 @@ class Settings:
     batch_size: int = _env("STOCKIT_BATCH_SIZE", 5000, "records taken from Kafka per poll")
     flush_interval: float = _env("STOCKIT_FLUSH_INTERVAL", 5.0, "seconds between database flushes")
     flush_rows: int = _env("STOCKIT_FLUSH_ROWS", 50000, "buffered trades that force a database flush")
+    db_timeout: float = _env("STOCKIT_DB_TIMEOUT", 15.0,
+                             "seconds a database call may take before the server counts as unavailable")
     max_future_seconds: float = _env("STOCKIT_MAX_FUTURE_SECONDS", 300.0,
                                      "trades stamped further ahead of the wall clock are invalid")
     max_record_bytes: int = _env("STOCKIT_MAX_RECORD_BYTES", 65536,

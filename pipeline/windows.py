@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Iterable
 
+import msgspec
+
 from pipeline.events import Candle
 
 
@@ -25,6 +27,30 @@ def check_sizes(sizes: Iterable[int]) -> tuple[int, ...]:
         raise ValueError(f"window sizes {list(sizes)} must be positive and each divide the next "
                          "(e.g. 60,300,900)")
     return sizes
+
+
+class CandleSnapshot(msgspec.Struct, frozen=True):
+    """Checkpoint form of one open window (see :class:`CandleAccumulator`)."""
+
+    start: float
+    open: float
+    open_ts: float
+    high: float
+    low: float
+    close: float
+    close_ts: float
+    volume: float
+    pv: float
+    count: int
+    buy_volume: float
+    sell_volume: float
+
+
+class WindowsSnapshot(msgspec.Struct, frozen=True):
+    """Checkpoint form of :class:`SymbolWindows`: per window size, how far it is final and its open windows."""
+
+    closed_through: dict[int, float]
+    open: dict[int, list[CandleSnapshot]]
 
 
 class CandleAccumulator:
@@ -70,18 +96,22 @@ class CandleAccumulator:
         return min(max(v, self.low), self.high)
 
     def to_candle(self) -> Candle:
-        return Candle(self.symbol, self.size, self.start, self.start + self.size, self.open, self.high, self.low,
-                      self.close, self.volume, self.vwap, self.count, self.buy_volume, self.sell_volume)
+        return Candle(symbol=self.symbol, window_seconds=self.size, window_start=self.start,
+                      window_end=self.start + self.size, open=self.open, high=self.high, low=self.low,
+                      close=self.close, volume=self.volume, vwap=self.vwap, trade_count=self.count,
+                      buy_volume=self.buy_volume, sell_volume=self.sell_volume)
 
-    def to_state(self) -> list:
-        return [self.start, self.open, self.open_ts, self.high, self.low, self.close, self.close_ts,
-                self.volume, self.pv, self.count, self.buy_volume, self.sell_volume]
+    def to_state(self) -> CandleSnapshot:
+        return CandleSnapshot(start=self.start, open=self.open, open_ts=self.open_ts, high=self.high, low=self.low,
+                              close=self.close, close_ts=self.close_ts, volume=self.volume, pv=self.pv,
+                              count=self.count, buy_volume=self.buy_volume, sell_volume=self.sell_volume)
 
     @classmethod
-    def from_state(cls, symbol: str, size: int, s: list) -> "CandleAccumulator":
-        acc = cls(symbol, size, s[0])
-        (acc.open, acc.open_ts, acc.high, acc.low, acc.close, acc.close_ts, acc.volume, acc.pv, acc.count,
-         acc.buy_volume, acc.sell_volume) = s[1:]
+    def from_state(cls, symbol: str, size: int, s: CandleSnapshot) -> "CandleAccumulator":
+        acc = cls(symbol, size, s.start)
+        acc.open, acc.open_ts, acc.high, acc.low = s.open, s.open_ts, s.high, s.low
+        acc.close, acc.close_ts, acc.volume, acc.pv, acc.count = s.close, s.close_ts, s.volume, s.pv, s.count
+        acc.buy_volume, acc.sell_volume = s.buy_volume, s.sell_volume
         return acc
 
 
@@ -137,16 +167,17 @@ class SymbolWindows:
                 out.append(windows[max(windows)].to_candle())
         return out
 
-    def to_state(self) -> dict:
-        return {
-            "closed": [self.closed_through[s] for s in self.sizes],
-            "open": [[acc.to_state() for acc in self.open[s].values()] for s in self.sizes],
-        }
+    def to_state(self) -> WindowsSnapshot:
+        return WindowsSnapshot(closed_through=dict(self.closed_through),
+                               open={s: [acc.to_state() for acc in self.open[s].values()] for s in self.sizes})
 
     @classmethod
-    def from_state(cls, symbol: str, sizes: Iterable[int], grace: float, state: dict) -> "SymbolWindows":
+    def from_state(cls, symbol: str, sizes: Iterable[int], grace: float, state: WindowsSnapshot) -> "SymbolWindows":
         w = cls(symbol, sizes, grace)
-        for size, closed, accs in zip(w.sizes, state["closed"], state["open"]):
-            w.closed_through[size] = closed
-            w.open[size] = {a[0]: CandleAccumulator.from_state(symbol, size, a) for a in accs}
+        if set(state.closed_through) != set(w.sizes):
+            raise ValueError(f"snapshot of {symbol} has window sizes {sorted(state.closed_through)}, "
+                             f"configuration has {list(w.sizes)}")
+        for size in w.sizes:
+            w.closed_through[size] = state.closed_through[size]
+            w.open[size] = {a.start: CandleAccumulator.from_state(symbol, size, a) for a in state.open.get(size, ())}
         return w

@@ -15,6 +15,9 @@ import pytest
 
 from pipeline.settings import Settings
 
+# Servers this session started, by name ("kafka", "redis", "postgres"): the fault tests freeze and kill them.
+STARTED_SERVERS: dict = {}
+
 
 def pytest_setup_options():
     """Chrome options for dash[testing]: Debian's Chromium, headless, no network chatter."""
@@ -38,11 +41,19 @@ def servers(tmp_path_factory):
         redis_url = env.get("REDIS_URL") or started.append(RedisServer(home, free_port()).start()) or started[-1].url
         db = env.get("DATABASE_URL") or started.append(PostgresServer(home, free_port()).start()) or started[-1].url
         migrate(db)
+        STARTED_SERVERS.update({server.name: server for server in started})
         yield Settings.from_env({}, kafka_bootstrap_servers=kafka, redis_url=redis_url, database_url=db,
                                 home=str(home))
     finally:
+        STARTED_SERVERS.clear()
         for s in reversed(started):
             s.stop()
+
+
+@pytest.fixture(scope="session")
+def local_servers(servers) -> dict:
+    """The ``LocalServer`` objects this session started, by name; servers given by URL are not in it."""
+    return dict(STARTED_SERVERS)
 
 
 @pytest.fixture
@@ -68,7 +79,7 @@ def topics(clean_stores):
     s = clean_stores.replace(
         topic_trades=f"raw-trades-{tag}", topic_aggregates=f"trade-aggregates-{tag}",
         topic_alerts=f"trade-alerts-{tag}", topic_deadletter=f"raw-trades-dlq-{tag}",
-        topic_webhook_deadletter=f"alert-webhooks-dlq-{tag}",
+        topic_webhook_deadletter=f"alert-webhooks-dlq-{tag}", topic_outbox_progress=f"outbox-progress-{tag}",
         processor_group=f"processor-{tag}", alert_group=f"alerts-{tag}")
     ensure_topics(s)
     return s

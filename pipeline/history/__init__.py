@@ -16,9 +16,9 @@ import psycopg2.pool
 UTC = timezone.utc
 
 
-def connect(url: str, application_name: str = "stockit"):
-    """One connection; ``application_name`` shows the role in ``pg_stat_activity``."""
-    return psycopg2.connect(url, connect_timeout=10, application_name=application_name)
+def connect(url: str, application_name: str = "stockit", timeout: float = 10.0, **options):
+    """One connection; ``application_name`` shows the role in ``pg_stat_activity``; ``options`` are libpq's."""
+    return psycopg2.connect(url, connect_timeout=max(1, int(timeout)), application_name=application_name, **options)
 
 
 def iso(value) -> Optional[str]:

@@ -1,17 +1,23 @@
-"""The processor's side of PostgreSQL: one checkpoint, one transaction.
+"""The processor's side of PostgreSQL: the SQL of checkpoints, claims and the outbox.
 
-``HistoryWriter.flush`` writes one checkpoint in one transaction: trades (bulk COPY through a
-staging table, ``ON CONFLICT DO NOTHING`` on the trade id), finalized candles, alerts, outbox
-messages and the per-partition offsets + state.  Either all of it is durable or none of it is,
-so a crash at any point leaves PostgreSQL at the previous checkpoint.
+:class:`HistoryWriter` holds one connection and the statements; the protocol that combines them
+(one fenced transaction per checkpoint) lives in ``pipeline.checkpoint``.  Trades go in by bulk
+COPY through a staging table, ``ON CONFLICT DO NOTHING`` on the trade id.  Every call is bounded
+in time: a server that does not answer within ``timeout`` seconds (frozen, unreachable) has its
+socket shut down, so the call fails with an ``OperationalError`` instead of hanging.
 """
 from __future__ import annotations
 
 import io
 import logging
+import os
+import socket
+import threading
+from contextlib import contextmanager
 from datetime import datetime, timezone
-from typing import Iterable, Optional, Sequence
+from typing import Iterable, Iterator, Optional, Sequence
 
+import msgspec
 import psycopg2
 import psycopg2.extras
 
@@ -48,6 +54,25 @@ def trades_copy_buffer(rows: Iterable[tuple[Trade, bool]]) -> io.StringIO:
     return io.StringIO("".join(lines))
 
 
+CANDLE_INSERT = """INSERT INTO candles (symbol, window_seconds, window_start, window_end, open, high, low,
+                                        close, volume, vwap, trade_count, buy_volume, sell_volume)
+                   VALUES %s ON CONFLICT DO NOTHING"""
+CANDLE_ROW = "(%s, %s, to_timestamp(%s), to_timestamp(%s), %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+ALERT_INSERT = """INSERT INTO alerts (alert_id, alert_type, severity, symbol, price, reference, deviation,
+                                      trade_id, ts, message, side, quantity)
+                  VALUES %s ON CONFLICT DO NOTHING"""
+ALERT_ROW = "(%s, %s, %s, %s, %s, %s, %s, %s, to_timestamp(%s), %s, %s, %s)"
+
+
+class Claim(msgspec.Struct, frozen=True):
+    """A partition taken over: the owner's new epoch and the checkpoint as of the takeover."""
+
+    partition: int
+    epoch: int
+    next_offset: Optional[int]  # None: no checkpoint yet
+    state: Optional[bytes]
+
+
 def _month(ts: float) -> tuple[float, float]:
     d = datetime.fromtimestamp(ts, UTC)
     start = datetime(d.year, d.month, 1, tzinfo=UTC)
@@ -56,17 +81,78 @@ def _month(ts: float) -> tuple[float, float]:
 
 
 class HistoryWriter:
-    """The processor's side of PostgreSQL. One connection, one transaction per flush."""
+    """The processor's side of PostgreSQL: one connection (opened on first use), bounded calls."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, timeout: float = 15.0, application_name: str = "stockit-processor"):
         self.url = url
-        self.conn = connect(url, "stockit-processor")
+        self.timeout = timeout
+        self.application_name = application_name
+        self._conn = None
         self._months: list[tuple[float, float]] = []  # month ranges known to have a partition
-        with self.conn, self.conn.cursor() as cur:
-            cur.execute(STAGE_DDL)
+
+    # --- connection --------------------------------------------------------------------------
+    @property
+    def conn(self):
+        if self._conn is None or self._conn.closed:
+            ms = int(self.timeout * 1000)
+            # keepalives: a vanished peer; statement_timeout: a stuck statement; idle-in-transaction: our
+            # own process frozen mid-transaction must not hold checkpoint locks against the next owner.
+            limits = f"-c statement_timeout={ms} -c idle_in_transaction_session_timeout={2 * ms}"
+            self._conn = connect(self.url, self.application_name, timeout=self.timeout, keepalives=1,
+                                 keepalives_idle=5, keepalives_interval=2, keepalives_count=3, options=limits)
+            with self._conn, self._conn.cursor() as cur:
+                cur.execute(STAGE_DDL)
+        return self._conn
 
     def close(self) -> None:
-        self.conn.close()
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[psycopg2.extensions.cursor]:
+        """One transaction, committed on success, rolled back (connection dropped if broken) on error; a
+        server that does not answer within ``timeout`` has the socket shut down under the blocked call."""
+        conn = self.conn
+        timer = threading.Timer(self.timeout, _shutdown_socket, (conn,))
+        timer.daemon = True
+        timer.start()
+        try:
+            with conn.cursor() as cur:
+                yield cur
+            conn.commit()
+        except BaseException:
+            try:
+                conn.rollback()
+            except psycopg2.Error:
+                self.close()
+            if conn.closed:
+                self._conn = None
+            raise
+        finally:
+            timer.cancel()
+
+    # --- rows ----------------------------------------------------------------------------------
+    def insert_trades(self, cur, trades: Sequence[tuple[Trade, bool]], again: bool = False) -> None:
+        cur.copy_expert("COPY trades_stage FROM STDIN", trades_copy_buffer(trades))
+        if self._needs_partitions(trades):
+            cur.execute("""SELECT stockit_ensure_trade_partitions(ARRAY(
+                               SELECT DISTINCT date_trunc('month', to_timestamp(ts) AT TIME ZONE 'UTC')
+                                      AT TIME ZONE 'UTC' FROM trades_stage))""")
+            cur.execute("SELECT DISTINCT extract(epoch FROM date_trunc('month', to_timestamp(ts) "
+                        "AT TIME ZONE 'UTC') AT TIME ZONE 'UTC')::float8 FROM trades_stage")
+            for (start,) in cur.fetchall():
+                rng = _month(start + 1)
+                if rng not in self._months:
+                    self._months.append(rng)
+            self._months.sort(key=lambda r: -r[0])  # newest month first: the common case
+        cur.execute("""INSERT INTO trades (trade_id, symbol, price, quantity, side, exchange, trader_id,
+                                           sequence, ts, late)
+                       SELECT trade_id, symbol, price, quantity, side, exchange, trader_id, sequence,
+                              to_timestamp(ts), late FROM trades_stage
+                       ON CONFLICT DO NOTHING""")
+        if again:  # more trades follow in this transaction (the stage empties itself only on commit)
+            cur.execute("DELETE FROM trades_stage")
 
     def _needs_partitions(self, trades: Sequence[tuple[Trade, bool]]) -> bool:
         months = self._months
@@ -79,78 +165,128 @@ class HistoryWriter:
                 return True
         return False
 
-    def flush(self, *, trades: Sequence[tuple[Trade, bool]], candles: Sequence[Candle], alerts: Sequence[Alert],
-              outbox: Sequence[tuple[str, Optional[bytes], bytes]], checkpoints: Sequence[tuple[str, str, int, int, bytes]]
-              ) -> list[int]:
-        """Write everything in one transaction; returns the outbox ids to publish then delete."""
-        conn = self.conn
-        try:
-            with conn.cursor() as cur:
-                if trades:
-                    cur.copy_expert("COPY trades_stage FROM STDIN", trades_copy_buffer(trades))
-                    if self._needs_partitions(trades):
-                        cur.execute("""SELECT stockit_ensure_trade_partitions(ARRAY(
-                                           SELECT DISTINCT date_trunc('month', to_timestamp(ts) AT TIME ZONE 'UTC')
-                                                  AT TIME ZONE 'UTC' FROM trades_stage))""")
-                        cur.execute("SELECT DISTINCT extract(epoch FROM date_trunc('month', to_timestamp(ts) "
-                                    "AT TIME ZONE 'UTC') AT TIME ZONE 'UTC')::float8 FROM trades_stage")
-                        for (start,) in cur.fetchall():
-                            rng = _month(start + 1)
-                            if rng not in self._months:
-                                self._months.append(rng)
-                        self._months.sort(key=lambda r: -r[0])  # newest month first: the common case
-                    cur.execute("""INSERT INTO trades (trade_id, symbol, price, quantity, side, exchange, trader_id,
-                                                       sequence, ts, late)
-                                   SELECT trade_id, symbol, price, quantity, side, exchange, trader_id, sequence,
-                                          to_timestamp(ts), late FROM trades_stage
-                                   ON CONFLICT DO NOTHING""")
-                if candles:
-                    psycopg2.extras.execute_values(cur, """
-                        INSERT INTO candles (symbol, window_seconds, window_start, window_end, open, high, low, close,
-                                             volume, vwap, trade_count, buy_volume, sell_volume)
-                        VALUES %s ON CONFLICT DO NOTHING""",
-                        [(c.symbol, c.window_seconds, c.window_start, c.window_end, c.open, c.high, c.low, c.close,
-                          c.volume, c.vwap, c.trade_count, c.buy_volume, c.sell_volume) for c in candles],
-                        template="(%s, %s, to_timestamp(%s), to_timestamp(%s), %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                        page_size=1000)
-                if alerts:
-                    psycopg2.extras.execute_values(cur, """
-                        INSERT INTO alerts (alert_id, alert_type, severity, symbol, price, reference, deviation,
-                                            trade_id, ts, message, side, quantity)
-                        VALUES %s ON CONFLICT DO NOTHING""",
-                        [(a.alert_id, a.alert_type, a.severity, a.symbol, a.price, a.reference, a.deviation,
-                          a.trade_id, a.ts, a.message, a.side, a.quantity) for a in alerts],
-                        template="(%s, %s, %s, %s, %s, %s, %s, %s, to_timestamp(%s), %s, %s, %s)", page_size=1000)
-                ids: list[int] = []
-                if outbox:
-                    ids = [r[0] for r in psycopg2.extras.execute_values(
-                        cur, "INSERT INTO outbox (topic, key, value) VALUES %s RETURNING id",
-                        [(t, k, v) for t, k, v in outbox], fetch=True, page_size=1000)]
-                if checkpoints:
-                    psycopg2.extras.execute_values(cur, """
-                        INSERT INTO processor_checkpoints (group_id, topic, partition, next_offset, state)
-                        VALUES %s ON CONFLICT (group_id, topic, partition) DO UPDATE
-                        SET next_offset = EXCLUDED.next_offset, state = EXCLUDED.state, updated_at = now()""",
-                        [(g, t, p, o, psycopg2.Binary(s)) for g, t, p, o, s in checkpoints])
-            conn.commit()
-            return ids
-        except Exception:
-            conn.rollback()
-            raise
+    @staticmethod
+    def insert_candles(cur, candles: Sequence[Candle]) -> None:
+        rows = [(c.symbol, c.window_seconds, c.window_start, c.window_end, c.open, c.high, c.low, c.close,
+                 c.volume, c.vwap, c.trade_count, c.buy_volume, c.sell_volume) for c in candles]
+        psycopg2.extras.execute_values(cur, CANDLE_INSERT, rows, template=CANDLE_ROW, page_size=1000)
 
-    def load_checkpoints(self, group_id: str, topic: str, partitions: Iterable[int]) -> dict[int, tuple[int, bytes]]:
-        with self.conn, self.conn.cursor() as cur:
-            cur.execute("SELECT partition, next_offset, state FROM processor_checkpoints "
-                        "WHERE group_id = %s AND topic = %s AND partition = ANY(%s)",
-                        (group_id, topic, list(partitions)))
-            return {p: (o, bytes(s)) for p, o, s in cur.fetchall()}
+    @staticmethod
+    def insert_alerts(cur, alerts: Sequence[Alert]) -> None:
+        rows = [(a.alert_id, a.alert_type, a.severity, a.symbol, a.price, a.reference, a.deviation,
+                 a.trade_id, a.ts, a.message, a.side, a.quantity) for a in alerts]
+        psycopg2.extras.execute_values(cur, ALERT_INSERT, rows, template=ALERT_ROW, page_size=1000)
 
-    def pending_outbox(self, limit: int = 10000) -> list[tuple[int, str, Optional[bytes], bytes]]:
-        with self.conn, self.conn.cursor() as cur:
-            cur.execute("SELECT id, topic, key, value FROM outbox ORDER BY id LIMIT %s", (limit,))
-            return [(i, t, bytes(k) if k is not None else None, bytes(v)) for i, t, k, v in cur.fetchall()]
+    # --- checkpoints: claim and fenced save ------------------------------------------------------
+    def claim(self, group_id: str, topic: str, partitions: Sequence[int]) -> dict[int, Claim]:
+        """Take the partitions over: bump each one's epoch (creating its row if absent) and read its
+        checkpoint, in one transaction."""
+        with self.transaction() as cur:
+            psycopg2.extras.execute_values(cur, """
+                INSERT INTO processor_checkpoints AS c (group_id, topic, partition, epoch) VALUES %s
+                ON CONFLICT (group_id, topic, partition) DO UPDATE SET epoch = c.epoch + 1, updated_at = now()
+                RETURNING partition, epoch, next_offset, state""",
+                                           [(group_id, topic, p, 1) for p in sorted(partitions)])
+            return {p: Claim(p, e, o, None if s is None else bytes(s)) for p, e, o, s in cur.fetchall()}
 
-    def delete_outbox(self, ids: Sequence[int]) -> None:
+    @staticmethod
+    def lock_epochs(cur, group_id: str, topic: str, partitions: Sequence[int]) -> dict[int, int]:
+        """Current epochs, row-locked until the transaction ends (a claim waits for our commit)."""
+        cur.execute("SELECT partition, epoch FROM processor_checkpoints WHERE group_id = %s AND topic = %s "
+                    "AND partition = ANY(%s) ORDER BY partition FOR UPDATE",
+                    (group_id, topic, list(partitions)))
+        return dict(cur.fetchall())
+
+    @staticmethod
+    def save_checkpoint(cur, group_id: str, topic: str, partition: int, epoch: int, next_offset: int,
+                        state: bytes) -> bool:
+        """Save one checkpoint if ``epoch`` still owns the partition and the offset does not go back."""
+        cur.execute("""UPDATE processor_checkpoints SET next_offset = %s, state = %s, updated_at = now()
+                       WHERE group_id = %s AND topic = %s AND partition = %s AND epoch = %s
+                         AND (next_offset IS NULL OR next_offset <= %s)""",
+                    (next_offset, psycopg2.Binary(state), group_id, topic, partition, epoch, next_offset))
+        return cur.rowcount == 1
+
+    # --- outbox ----------------------------------------------------------------------------------
+    @staticmethod
+    def insert_outbox(cur, group_id: Optional[str], topic: Optional[str],
+                      messages: Sequence[tuple[Optional[int], str, Optional[bytes], bytes]]) -> None:
+        """(source partition, topic, key, value) messages, published by the partition's owner."""
+        psycopg2.extras.execute_values(
+            cur, "INSERT INTO outbox (group_id, source_topic, source_partition, topic, key, value) VALUES %s",
+            [(group_id, topic, p, t, k, v) for p, t, k, v in messages], page_size=1000)
+
+    def pending_outbox(self, group_id: str, topic: str, partition: int, after: int, limit: int = 5000
+                       ) -> list[tuple[int, str, Optional[bytes], bytes]]:
+        """Outbox rows of one input partition with id > ``after``, oldest first."""
+        with self.transaction() as cur:
+            cur.execute("SELECT id, topic, key, value FROM outbox WHERE group_id = %s AND source_topic = %s "
+                        "AND source_partition = %s AND id > %s ORDER BY id LIMIT %s",
+                        (group_id, topic, partition, after, limit))
+            return [(i, t, None if k is None else bytes(k), bytes(v)) for i, t, k, v in cur.fetchall()]
+
+    def delete_outbox(self, group_id: str, topic: str, partition: int, through: int, epoch: int) -> int:
+        """Delete the partition's rows up to ``through`` (published), if ``epoch`` still owns it."""
+        with self.transaction() as cur:
+            cur.execute("""DELETE FROM outbox WHERE group_id = %s AND source_topic = %s
+                             AND source_partition = %s AND id <= %s
+                             AND EXISTS (SELECT 1 FROM processor_checkpoints WHERE group_id = %s
+                                         AND topic = %s AND partition = %s AND epoch = %s)""",
+                        (group_id, topic, partition, through, group_id, topic, partition, epoch))
+            return cur.rowcount
+
+    def epoch(self, group_id: str, topic: str, partition: int) -> Optional[int]:
+        with self.transaction() as cur:
+            cur.execute("SELECT epoch FROM processor_checkpoints WHERE group_id = %s AND topic = %s "
+                        "AND partition = %s", (group_id, topic, partition))
+            row = cur.fetchone()
+            return None if row is None else row[0]
+
+    def unowned_outbox(self, limit: int = 10000) -> list[tuple[int, str, Optional[bytes], bytes]]:
+        """Rows written before migration 003 (no source partition)."""
+        with self.transaction() as cur:
+            cur.execute("SELECT id, topic, key, value FROM outbox WHERE source_partition IS NULL ORDER BY id "
+                        "LIMIT %s", (limit,))
+            return [(i, t, None if k is None else bytes(k), bytes(v)) for i, t, k, v in cur.fetchall()]
+
+    def delete_outbox_ids(self, ids: Sequence[int]) -> None:
         if ids:
-            with self.conn, self.conn.cursor() as cur:
+            with self.transaction() as cur:
                 cur.execute("DELETE FROM outbox WHERE id = ANY(%s)", (list(ids),))
+
+    # --- unfenced bulk write (tests and tools seed history with it) ------------------------------
+    def flush(self, *, trades: Sequence[tuple[Trade, bool]], candles: Sequence[Candle],
+              alerts: Sequence[Alert], outbox: Sequence[tuple[str, Optional[bytes], bytes]] = (),
+              checkpoints: Sequence[tuple[str, str, int, int, bytes]] = ()) -> None:
+        """Write rows in one transaction, without fencing: for seeding history, not for the processor."""
+        with self.transaction() as cur:
+            if trades:
+                self.insert_trades(cur, trades)
+            if candles:
+                self.insert_candles(cur, candles)
+            if alerts:
+                self.insert_alerts(cur, alerts)
+            if outbox:
+                self.insert_outbox(cur, None, None, [(None, t, k, v) for t, k, v in outbox])
+            for g, t, p, o, st in checkpoints:
+                cur.execute("""INSERT INTO processor_checkpoints (group_id, topic, partition, next_offset,
+                                                                   state)
+                               VALUES (%s, %s, %s, %s, %s) ON CONFLICT (group_id, topic, partition) DO UPDATE
+                               SET next_offset = EXCLUDED.next_offset, state = EXCLUDED.state,
+                                   updated_at = now()""",
+                            (g, t, p, o, psycopg2.Binary(st)))
+
+
+def _shutdown_socket(conn) -> None:
+    """Abort a call blocked on a server that does not answer: the blocked read returns at once."""
+    try:
+        sock = socket.socket(fileno=os.dup(conn.fileno()))
+    except (OSError, psycopg2.Error):
+        return
+    logger.warning("database call exceeded its time limit; dropping the connection")
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    finally:
+        sock.close()

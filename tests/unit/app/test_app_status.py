@@ -34,3 +34,11 @@ def test_stat002_database_note_added_to_other_states():
     v = verdict(processor_heartbeat=None, database_ok=False)
     assert v.state == STOPPED and "history database is unreachable" in v.message
     assert v.to_dict()["database"] is False
+
+
+def test_stat003_processor_reports_database_unavailable_since():
+    v = verdict(processor_heartbeat={"ts": NOW - 1, "database_unavailable_since": NOW - 75})
+    assert (v.state, v.level) == (STALE, "danger")
+    assert "Database unavailable since" in v.message and "75 s" in v.message
+    assert v.database_unavailable_since == "2027-01-15T07:58:45Z"
+    assert verdict(processor_heartbeat={"ts": NOW - 1, "database_unavailable_since": None}).state == OK
