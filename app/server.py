@@ -8,7 +8,7 @@ from typing import Optional
 from dash import Dash
 from flask import Flask
 
-from app import admission, api, layout, metrics, streams
+from app import admission, api, auth, layout, metrics, security_headers, streams
 from app.docs import docs
 from app.live import LiveHub
 from app.services import Services
@@ -30,6 +30,7 @@ def create_app(settings: Optional[Settings] = None) -> Flask:
     server.extensions["stockit.hub"] = LiveHub(services.redis, services.reader)
     admission.init_app(server)
     metrics.init_app(server, metrics.WebMetrics())
+    auth.init_app(server, settings, services)
     api.init_app(server)
     server.register_blueprint(docs)
     streams.init_app(server)
@@ -45,5 +46,6 @@ def create_app(settings: Optional[Settings] = None) -> Flask:
     # a second app built in the same process (tests) must not take them first.
     with server.test_request_context("/"):
         dash_app._setup_server()
+    security_headers.init_app(server, dash_app)
     server.extensions["dash"] = dash_app
     return server
