@@ -30,7 +30,6 @@ def create_app(settings: Optional[Settings] = None) -> Flask:
     server.extensions["stockit.hub"] = LiveHub(services.redis, services.reader)
     admission.init_app(server)
     metrics.init_app(server, metrics.WebMetrics())
-    auth.init_app(server, settings, services)
     api.init_app(server)
     server.register_blueprint(docs)
     streams.init_app(server)
@@ -46,6 +45,9 @@ def create_app(settings: Optional[Settings] = None) -> Flask:
     # a second app built in the same process (tests) must not take them first.
     with server.test_request_context("/"):
         dash_app._setup_server()
+        server.preprocess_request()  # Dash's page router registers its callbacks on the first request
+    # After Dash: every inline script of the page is known now, for the CSP hashes.
+    auth.init_app(server, settings, services)
     security_headers.init_app(server, dash_app)
     server.extensions["dash"] = dash_app
     return server
