@@ -1,4 +1,4 @@
-"""Who may do what, with no I/O: roles, password hashing (argon2id), API tokens, origins, sign-in redirects."""
+"""Who may do what, with no I/O: roles, password hashing (argon2id), API tokens, origins, redirects."""
 from __future__ import annotations
 
 import hashlib
@@ -123,7 +123,8 @@ def bearer_token(header: Optional[str]) -> Optional[str]:
 
 # --- cross-site requests -------------------------------------------------------------------------
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-SAME_SITE_FETCHES = frozenset({"same-origin", "none"})  # Sec-Fetch-Site of a page of ours, or typed by the user
+# Sec-Fetch-Site of a request from a page of ours, or typed by the user.
+SAME_SITE_FETCHES = frozenset({"same-origin", "none"})
 
 
 def normalise_origin(origin: str) -> str:

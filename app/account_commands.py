@@ -25,7 +25,7 @@ _UNIT_SECONDS = {"m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 def parse_expiry(text: Optional[str], now: float) -> Optional[float]:
-    """``30d``, ``12h``, ``90m``, ``2w`` from ``now``, or an ISO-8601 date/time (UTC if no offset); None = never."""
+    """``30d``, ``12h``, ``90m``, ``2w`` from ``now``, or an ISO-8601 time (UTC if no offset); None: never."""
     if not text:
         return None
     m = _DURATION.match(text.strip().lower())
@@ -34,7 +34,7 @@ def parse_expiry(text: Optional[str], now: float) -> Optional[float]:
     try:
         moment = datetime.fromisoformat(text.strip())
     except ValueError:
-        raise SettingsError(f"--expires {text!r}: use a duration such as 30d, 12h, 90m or an ISO date") from None
+        raise SettingsError(f"--expires {text!r}: use a duration (30d, 12h, 90m) or an ISO date") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
     if moment.timestamp() <= now:
@@ -133,8 +133,9 @@ def cmd_tokens(s: Settings, args, out: TextIO = sys.stdout, err: TextIO = sys.st
             expires = parse_expiry(args.expires, time.time())
             row, plain = store.create_token(args.name, args.role, created_by="cli", expires_at=expires)
             print(plain, file=out)
-            print(f"token {row['token_id']} {row['name']!r} ({row['role']}, expires {row['expires_at'] or 'never'})"
-                  ": copy it now, it is not shown again", file=err)
+            expires = row["expires_at"] or "never"
+            print(f"token {row['token_id']} {row['name']!r} ({row['role']}, expires {expires}): copy it now, "
+                  "it is not shown again", file=err)
         elif args.action == "list":
             _table(store.tokens(), ("token_id", "name", "prefix", "role", "created_at", "expires_at",
                                     "last_used_at", "revoked_at"), out)

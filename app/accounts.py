@@ -8,7 +8,7 @@ import psycopg2
 import psycopg2.errors
 
 from app.access import (CredentialError, NewToken, check_password, check_role, check_username, hash_password,
-                             mint_token)
+                        mint_token)
 from pipeline.history import iso
 
 logger = logging.getLogger(__name__)
@@ -115,12 +115,13 @@ class AccountStore:
             return cur.rowcount == 1
 
     def active_token(self, digest: str) -> Optional[dict]:
-        """The unrevoked, unexpired token with this SHA-256 (``expires_ts`` in epoch seconds); notes its use."""
+        """The unrevoked, unexpired token with this SHA-256, ``expires_ts``; notes its use."""
         with self.db.cursor() as cur:
             cur.execute(f"""UPDATE api_tokens SET last_used_at = now()
                             WHERE token_hash = %s AND (last_used_at IS NULL
                                                        OR last_used_at < now() - interval '{LAST_USED_EVERY}')
-                              AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())""", (digest,))
+                              AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())""",
+                        (digest,))
             cur.execute(f"""SELECT {TOKEN_COLUMNS}, extract(epoch FROM expires_at)::float8 AS expires_ts
                             FROM api_tokens WHERE token_hash = %s AND revoked_at IS NULL
                               AND (expires_at IS NULL OR expires_at > now())""", (digest,))

@@ -26,7 +26,8 @@ from pipeline.events import SEVERITY_RANK, SEVERITY_BY_TYPE
 logger = logging.getLogger(__name__)
 api = Blueprint("api", __name__, url_prefix="/api/v1")
 WINDOWS = (60, 300, 900)
-SEVERITIES = tuple(sorted(set(SEVERITY_BY_TYPE.values()), key=lambda s: -SEVERITY_RANK[s]))  # ones alerts have
+# The severities alerts have (not every rank: LOW is none of them).
+SEVERITIES = tuple(sorted(set(SEVERITY_BY_TYPE.values()), key=lambda s: -SEVERITY_RANK[s]))
 ALERT_TYPES = tuple(SEVERITY_BY_TYPE)
 
 

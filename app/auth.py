@@ -2,11 +2,11 @@
 
 ``guard`` runs before every request — Dash pages and their callbacks, the REST API, WebSockets, SSE,
 the docs and metrics — so no route can forget it.  Only signing in and out, the sign-in page's two
-style sheets and ``GET /api/v1/health`` (without details) are open.  A request is signed in by the session cookie
-or by ``Authorization: Bearer <token>``; an anonymous page request is sent to the sign-in page, any
-other anonymous request gets a 401 JSON error.  State-changing requests and WebSocket upgrades from
-another site get a 403 whoever sends them (``app.access.cross_site_refusal``).  Roles are checked
-where the action is (``requires``), which answers 403 JSON.
+style sheets and ``GET /api/v1/health`` (without details) are open.  A request is signed in by the
+session cookie or by ``Authorization: Bearer <token>``; an anonymous page request is sent to the
+sign-in page, any other anonymous request gets a 401 JSON error.  State-changing requests and
+WebSocket upgrades from another site get a 403 whoever sends them (``app.access.cross_site_refusal``).
+Roles are checked where the action is (``requires``), which answers 403 JSON.
 """
 from __future__ import annotations
 
@@ -144,8 +144,8 @@ class Authenticator:
 
 def error(status: int, code: str, message: str) -> Response:
     """The API's error shape: ``{"error": {"status", "code", "message"}}``."""
-    return Response(orjson.dumps({"error": {"status": status, "code": code, "message": message}}), status=status,
-                    mimetype="application/json")
+    body = {"error": {"status": status, "code": code, "message": message}}
+    return Response(orjson.dumps(body), status=status, mimetype="application/json")
 
 
 def _unauthorized(message: str) -> Response:

@@ -62,8 +62,8 @@ def signed_in() -> list:
                      className="user-chip", title=f"signed in as {who.name} ({who.role})")
     if who.kind != "session":
         return [chip]
-    sign_out = html.Form(html.Button("Sign out", type="submit", id=ids.SIGN_OUT, className="btn btn-sm sign-out"),
-                         method="POST", action="/logout", className="m-0")
+    button = html.Button("Sign out", type="submit", id=ids.SIGN_OUT, className="btn btn-sm sign-out")
+    sign_out = html.Form(button, method="POST", action="/logout", className="m-0")
     return [chip, sign_out]
 
 

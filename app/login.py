@@ -9,7 +9,8 @@ from __future__ import annotations
 import logging
 
 import limits
-from flask import Blueprint, Flask, Response, current_app, redirect, render_template_string, request, session, url_for
+from flask import (Blueprint, Flask, Response, current_app, redirect, render_template_string, request,
+                   session, url_for)
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import current_user, login_user, logout_user
@@ -37,13 +38,15 @@ PAGE = """<!DOCTYPE html>
 <main class="login-box panel">
   <div class="brand login-brand"><span>◆ </span>Stock-IT</div>
   <h1 class="login-title">Sign in</h1>
-  {% if message %}<div class="alert alert-{{ level }} py-2" role="alert" id="login-message">{{ message }}</div>
+  {% if message %}
+  <div class="alert alert-{{ level }} py-2" role="alert" id="login-message">{{ message }}</div>
   {% endif %}
   <form method="post" action="/login" id="login-form">
     <input type="hidden" name="next" value="{{ next }}">
     <label for="username" class="form-label">User name</label>
-    <input class="form-control mb-3" id="username" name="username" autocomplete="username" autocapitalize="none"
-           spellcheck="false" required {% if not username %}autofocus{% endif %} value="{{ username }}">
+    <input class="form-control mb-3" id="username" name="username" autocomplete="username"
+           autocapitalize="none" spellcheck="false" required {% if not username %}autofocus{% endif %}
+           value="{{ username }}">
     <label for="password" class="form-label">Password</label>
     <input class="form-control mb-4" id="password" name="password" type="password"
            autocomplete="current-password" required {% if username %}autofocus{% endif %}>
@@ -106,6 +109,11 @@ def logout() -> Response:
     return redirect(url_for("login.form"), 303)
 
 
+def _too_many(_limit) -> Response:
+    return _page(TOO_MANY, 429, username=request.form.get("username", "")[:128],
+                 target=safe_next(request.form.get("next")))
+
+
 def _user_name_key() -> str:
     return "user:" + request.form.get("username", "").strip().lower()[:64]
 
@@ -117,14 +125,14 @@ def init_app(server: Flask, settings: Settings) -> None:
     except ValueError:
         raise SettingsError(f"STOCKIT_LOGIN_RATE_LIMIT={settings.login_rate_limit!r} is not a rate such as "
                             "'10 per minute'") from None
-    limiter = Limiter(get_remote_address, storage_uri=settings.redis_url or "memory://", strategy="moving-window",
-                      key_prefix="stockit-login", in_memory_fallback_enabled=True, swallow_errors=True)
+    limiter = Limiter(get_remote_address, storage_uri=settings.redis_url or "memory://",
+                      strategy="moving-window", key_prefix="stockit-login", in_memory_fallback_enabled=True,
+                      swallow_errors=True)
     for key in (get_remote_address, _user_name_key):
         limiter.limit(settings.login_rate_limit, key_func=key, methods=["POST"],
                       exempt_when=lambda: request.endpoint != "login.submit",
                       deduct_when=lambda response: response.status_code == 401,
-                      on_breach=lambda _limit: _page(TOO_MANY, 429, username=request.form.get("username", "")[:128],
-                                                     target=safe_next(request.form.get("next"))))(login)
+                      on_breach=_too_many)(login)
     limiter.init_app(server)
     server.extensions["stockit.login_limiter"] = limiter
     server.register_blueprint(login)

@@ -71,8 +71,8 @@ SCHEMAS = {
                     {"since_iso": _n(TIME), "last_alert_id": _n(STR)}),
     "Breakers": _obj({"count": INT, "open": INT, "breakers": _list("Breaker")}),
     "Health": {**_obj({"status": {"type": "string", "enum": ["ok", "degraded", "down"]}},
-                      {"pipeline": {"type": "string", "enum": ["ok", "stale", "stopped", "down"]}, "message": STR,
-                       "redis": BOOL, "database": BOOL, "last_trade_age_seconds": _n(NUM),
+                      {"pipeline": {"type": "string", "enum": ["ok", "stale", "stopped", "down"]},
+                       "message": STR, "redis": BOOL, "database": BOOL, "last_trade_age_seconds": _n(NUM),
                        "workers": {"type": "object",
                                    "additionalProperties": _obj({"alive": BOOL, "age_seconds": _n(NUM)})}}),
                "description": "anonymous callers get the status only; signed-in callers every field"},
@@ -105,8 +105,8 @@ E404 = {"404": {"description": "unknown symbol or id", **ERR}}
 E503 = {"503": {"description": "Redis or PostgreSQL is unreachable", **ERR}}
 E401 = {"401": {"description": "not signed in: send the session cookie or Authorization: Bearer <API token>",
                 **ERR}}
-E403 = {"403": {"description": "the role may not do this (acknowledging needs operator or admin), or the request "
-                               "came from another site (Origin not allowed)", **ERR}}
+E403 = {"403": {"description": "the role may not do this (acknowledging needs operator or admin), or the "
+                               "request came from another site (Origin not allowed)", **ERR}}
 SECURITY_SCHEMES = {
     "bearerAuth": {"type": "http", "scheme": "bearer",
                    "description": "an API token from `stockit tokens create NAME --role ROLE` (shown once)"},
@@ -163,7 +163,8 @@ PATHS = {
         "description": "Needs the operator or admin role. acknowledged_by records the signed-in user (or "
                        "token:<name> for an API token); there is no request body.",
         "parameters": [_param("alert_id", "path", STR, "the alert's id")],
-        "responses": {"200": _ok("Alert", "the acknowledged alert"), **E400, **E401, **E403, **E404, **E503}}},
+        "responses": {"200": _ok("Alert", "the acknowledged alert"),
+                      **E400, **E401, **E403, **E404, **E503}}},
     "/stats/movers": _op("Top gainers, losers and most active symbols", "Movers",
                          [_limit(5, 50, "symbols per list")], {}, "stats"),
     "/stats/summary": _op("Pipeline totals and status", "Summary", [], {}, "stats"),

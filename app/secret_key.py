@@ -40,5 +40,5 @@ def session_secret(configured: str, home: Path) -> str:
         path.chmod(0o600)
     key = path.read_text().strip()
     if len(key) < 32:
-        raise ValueError(f"{path} holds no usable key (fewer than 32 characters); delete it to make a new one")
+        raise ValueError(f"{path} holds no usable key (under 32 characters); delete it to make a new one")
     return key

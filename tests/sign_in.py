@@ -47,8 +47,8 @@ def form(account: Account, next_path: str = "/") -> dict[str, str]:
 def http_session(base_url: str, account: Account, timeout: float = 10.0) -> requests.Session:
     """A requests session signed in through ``POST /login``, as a browser on that origin would."""
     session = requests.Session()
-    r = session.post(base_url + "/login", data=form(account), headers={"Origin": base_url}, allow_redirects=False,
-                     timeout=timeout)
+    r = session.post(base_url + "/login", data=form(account), headers={"Origin": base_url},
+                     allow_redirects=False, timeout=timeout)
     if r.status_code != 303:
         raise AssertionError(f"sign-in as {account.username} failed: {r.status_code} {r.text[:300]}")
     return session
@@ -62,12 +62,11 @@ def cookie_header(session: requests.Session) -> str:
 def flask_client(client, account: Account):
     """Sign a Flask test client in (it keeps the session cookie); returns the client."""
     r = client.post("/login", data=form(account), headers={"Origin": "http://localhost"})
-    assert r.status_code == 303, f"sign-in as {account.username} failed: {r.status_code} {r.get_data(True)[:300]}"
+    assert r.status_code == 303, f"sign-in as {account.username}: {r.status_code} {r.get_data(True)[:300]}"
     return client
 
 
-
-def browser(driver, base_url: str, account: Account, next_path: str = "/", timeout: float = 15.0) -> None:
+def browser(driver, base_url: str, account: Account, next_path: str = "/", timeout: float = 15.0):
     """Type the account into the sign-in page and submit, as a person would; wait to leave the page."""
     from selenium.webdriver.common.by import By
 
@@ -78,5 +77,5 @@ def browser(driver, base_url: str, account: Account, next_path: str = "/", timeo
     deadline = time.monotonic() + timeout
     while "/login" in driver.current_url:
         if time.monotonic() > deadline:
-            raise AssertionError(f"still on the sign-in page after {timeout:.0f}s: {driver.page_source[:500]}")
+            raise AssertionError(f"still signing in after {timeout:.0f}s: {driver.page_source[:500]}")
         time.sleep(0.1)

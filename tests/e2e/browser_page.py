@@ -20,7 +20,7 @@ document.addEventListener('securitypolicyviolation', function (e) {
 
 
 class Page:
-    """dash_br plus what these tests need: sign in, open a path, pattern-matching ids, screenshots, console."""
+    """dash_br plus what these tests need: sign in, open a path, pattern-matching ids, screenshots, logs."""
 
     def __init__(self, br, web):
         self.br, self.web = br, web

@@ -192,7 +192,8 @@ def test_api008_acknowledge_persists_and_is_idempotent(client, market, servers, 
     error(client, f"/api/v1/alerts/{target.alert_id}/ack", 400, "body", method="post", data="[1]",
           content_type="application/json")
     # No free-text author: the acknowledgement is always the signed-in user's.
-    error(client, f"/api/v1/alerts/{market.alerts[0].alert_id}/ack", 400, "by", method="post", json={"by": "ann"})
+    other = market.alerts[0].alert_id
+    error(client, f"/api/v1/alerts/{other}/ack", 400, "by", method="post", json={"by": "ann"})
     error(client, f"/api/v1/alerts/{target.alert_id}/ack", 405)
 
 

@@ -23,12 +23,11 @@ pytestmark = pytest.mark.integration
 METRICS_TOKEN = "metrics-token-for-the-tests"
 CALLERS = ("anonymous", "viewer", "operator", "admin", "viewer-token", "operator-token")
 SIGNED_IN = CALLERS[1:]
+STATUS_OUTPUTS = [("status-banner", "children"), ("status-banner", "className"), ("status-pill", "children"),
+                  ("status-pill", "className"), ("status-pill", "title")]
 STATUS_CALLBACK = {
-    "output": "..status-banner.children...status-banner.className...status-pill.children...status-pill.className"
-              "...status-pill.title..",
-    "outputs": [{"id": "status-banner", "property": "children"}, {"id": "status-banner", "property": "className"},
-                {"id": "status-pill", "property": "children"}, {"id": "status-pill", "property": "className"},
-                {"id": "status-pill", "property": "title"}],
+    "output": ".." + "...".join(f"{i}.{p}" for i, p in STATUS_OUTPUTS) + "..",
+    "outputs": [{"id": i, "property": p} for i, p in STATUS_OUTPUTS],
     "inputs": [{"id": "status-interval", "property": "n_intervals", "value": 1}],
     "changedPropIds": ["status-interval.n_intervals"], "state": []}
 
@@ -36,7 +35,8 @@ STATUS_CALLBACK = {
 def ack_callback(alert_id: str) -> dict:
     """The request the alerts page's "Acknowledge selected" button makes."""
     return {"output": "al-ack-result.children", "outputs": {"id": "al-ack-result", "property": "children"},
-            "inputs": [{"id": "al-ack", "property": "n_clicks", "value": 1}], "changedPropIds": ["al-ack.n_clicks"],
+            "inputs": [{"id": "al-ack", "property": "n_clicks", "value": 1}],
+            "changedPropIds": ["al-ack.n_clicks"],
             "state": [{"id": "al-table", "property": "selected_row_ids", "value": [alert_id]}]}
 
 
@@ -143,11 +143,12 @@ def test_acs004_dash_acknowledge_callback_needs_operator(callers, who, market, s
         unauthorized(r)
     elif who in ("viewer", "viewer-token"):
         assert r.status_code == 403 and r.mimetype == "application/json"
-        assert r.get_json()["error"] == {"status": 403, "code": "forbidden",
-                                         "message": "acknowledging alerts needs the operator role; you are viewer"}
+        message = "acknowledging alerts needs the operator role; you are viewer"
+        assert r.get_json()["error"] == {"status": 403, "code": "forbidden", "message": message}
     else:
         assert r.status_code == 200 and "Acknowledged 1 alert" in r.get_data(as_text=True)
-    assert acknowledged_by(servers, alert.alert_id) == (f"test-{who}" if who in ("operator", "admin") else None)
+    expected = f"test-{who}" if who in ("operator", "admin") else None
+    assert acknowledged_by(servers, alert.alert_id) == expected
 
 
 def test_acs005_health_is_open_without_details(callers, market):
@@ -186,26 +187,28 @@ def test_acs007_metrics_token_opens_metrics_only(callers, app):
 
 @pytest.mark.parametrize("headers, content_type, data", [
     ({"Origin": "http://evil.example"}, "application/json", "{}"),
-    ({"Origin": "http://evil.example"}, "text/plain", "{}"),             # a cross-site form or fetch, no preflight
+    ({"Origin": "http://evil.example"}, "text/plain", "{}"),  # a form or fetch needing no preflight
     ({"Origin": "null"}, "text/plain", ""),
     ({"Sec-Fetch-Site": "cross-site"}, "text/plain", ""),
     ({"Origin": "http://localhost:9999"}, "application/json", ""),       # another port of this host
 ])
-def test_acs008_cross_site_posts_are_refused_even_signed_in(callers, market, servers, headers, content_type, data):
+def test_acs008_cross_site_posts_are_refused_even_signed_in(callers, market, servers, headers, content_type,
+                                                            data):
     alert = market.alerts[2]
     r = callers["operator"].post(f"/api/v1/alerts/{alert.alert_id}/ack", headers=headers, data=data,
                                  content_type=content_type)
     assert r.status_code == 403 and r.get_json()["error"]["code"] == "cross_site_request"
     assert acknowledged_by(servers, alert.alert_id) is None
-    callback = callers["operator"].post("/_dash-update-component", json=ack_callback(alert.alert_id), headers=headers)
+    callback = callers["operator"].post("/_dash-update-component", json=ack_callback(alert.alert_id),
+                                        headers=headers)
     assert callback.status_code == 403
     assert acknowledged_by(servers, alert.alert_id) is None
 
 
 def test_acs009_same_origin_and_allowed_origins_may_post(callers, market, servers):
     for origin, alert in (("http://localhost", market.alerts[0]), ("https://ops.example", market.alerts[1])):
-        r = callers["operator"].post(f"/api/v1/alerts/{alert.alert_id}/ack", headers={"Origin": origin,
-                                                                                      "Sec-Fetch-Site": "cross-site"})
+        headers = {"Origin": origin, "Sec-Fetch-Site": "cross-site"}  # an allowed origin is another site
+        r = callers["operator"].post(f"/api/v1/alerts/{alert.alert_id}/ack", headers=headers)
         assert r.status_code == 200, (origin, r.get_data(as_text=True))
     r = callers["operator"].post(f"/api/v1/alerts/{market.alerts[2].alert_id}/ack",
                                  headers={"Sec-Fetch-Site": "same-origin"})
@@ -250,9 +253,9 @@ def test_acs011_websockets_need_a_session_or_token_and_our_origin(web, tokens, m
     with pytest.raises(simple_websocket.ConnectionError, match="403"):
         ws(web, path, Cookie=cookie_header(web.user), **{"Sec-Fetch-Site": "cross-site"})
     if path != "/ws/aggregates":  # aggregates only speak when a candle closes
-        assert first_message(ws(web, path, Cookie=cookie_header(web.user)))["type"] in ("prices", "snapshot")
-        assert first_message(ws(web, path, Authorization=f"Bearer {tokens['viewer']}"))["type"] in ("prices",
-                                                                                                     "snapshot")
+        first = {"/ws/prices": "prices", "/ws/alerts": "snapshot"}[path]
+        assert first_message(ws(web, path, Cookie=cookie_header(web.user)))["type"] == first
+        assert first_message(ws(web, path, Authorization=f"Bearer {tokens['viewer']}"))["type"] == first
     else:
         ws(web, path, Cookie=cookie_header(web.user)).close()
 

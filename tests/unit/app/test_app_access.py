@@ -1,4 +1,4 @@
-"""Who may do what, without I/O: roles, passwords, tokens, origins, sign-in redirects, expiry, the signing key."""
+"""Who may do what, without I/O: roles, passwords, tokens, origins, redirects, expiry, the signing key."""
 import os
 import stat
 
@@ -40,7 +40,8 @@ def test_acc003_password_length_is_checked(bad):
         access.hash_password(bad)
 
 
-@pytest.mark.parametrize("name, clean", [("Alice", "alice"), (" bob.smith@corp ", "bob.smith@corp"), ("a", "a")])
+@pytest.mark.parametrize("name, clean", [("Alice", "alice"), (" bob.smith@corp ", "bob.smith@corp"),
+                                         ("a", "a")])
 def test_acc004_user_names(name, clean):
     assert access.check_username(name) == clean
 
@@ -54,12 +55,14 @@ def test_acc005_bad_user_names(bad):
 def test_acc006_tokens_are_random_and_only_their_digest_is_kept():
     one, two = access.mint_token(), access.mint_token()
     assert one.plain.startswith("stk_") and len(one.plain) >= 40 and one.plain != two.plain
-    assert one.digest == access.token_digest(one.plain) and len(one.digest) == 64 and one.plain not in one.digest
+    assert one.digest == access.token_digest(one.plain) and len(one.digest) == 64
+    assert one.plain not in one.digest
     assert one.plain.startswith(one.prefix) and len(one.prefix) == 10
 
 
 @pytest.mark.parametrize("header, token", [
-    ("Bearer abc", "abc"), ("bearer  abc ", "abc"), ("Basic abc", None), ("Bearer", None), ("", None), (None, None),
+    ("Bearer abc", "abc"), ("bearer  abc ", "abc"), ("Basic abc", None), ("Bearer", None), ("", None),
+    (None, None),
 ])
 def test_acc007_bearer_header(header, token):
     assert access.bearer_token(header) == token
@@ -83,7 +86,8 @@ def test_acc007_bearer_header(header, token):
     ("GET", {"Upgrade": "websocket", "Sec-Fetch-Site": "cross-site"}, True),
 ])
 def test_acc008_cross_site_requests(method, headers, refused):
-    reason = access.cross_site_refusal(method, headers, OWN, access.origin_list("https://trusted.example/ , "))
+    allowed = access.origin_list("https://trusted.example/ , ")
+    reason = access.cross_site_refusal(method, headers, OWN, allowed)
     assert (reason is not None) is refused
 
 
