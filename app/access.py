@@ -1,6 +1,7 @@
 """Who may do what, with no I/O: roles, password hashing (argon2id), API tokens, origins, redirects."""
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import re
@@ -23,8 +24,6 @@ MIN_PASSWORD = 8
 MAX_PASSWORD = 1024
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9._@-]{0,63}$")
 _HASHER = PasswordHasher()  # argon2id with argon2-cffi's recommended (RFC 9106 low-memory) parameters
-# Verified against when the user does not exist, so both failures take as long.
-_DUMMY_HASH = _HASHER.hash(secrets.token_urlsafe(16))
 
 
 class CredentialError(ValueError):
@@ -75,10 +74,16 @@ def hash_password(password: str) -> str:
     return _HASHER.hash(check_password(password))
 
 
+@functools.lru_cache(maxsize=1)
+def _dummy_hash() -> str:
+    """Verified against when the user does not exist, so both failures take as long."""
+    return _HASHER.hash(secrets.token_urlsafe(16))
+
+
 def verify_password(password_hash: Optional[str], password: str) -> bool:
     """True when ``password`` matches; a missing user (``None``) costs as much time as a wrong password."""
     try:
-        return _HASHER.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+        return _HASHER.verify(password_hash or _dummy_hash(), password) and password_hash is not None
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
 

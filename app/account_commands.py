@@ -96,60 +96,59 @@ def _table(rows: list[dict], columns: tuple[str, ...], out: TextIO) -> None:
         print("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip(), file=out)
 
 
-def cmd_users(s: Settings, args, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+def _with_store(s: Settings, command: str, action: Callable, err: TextIO) -> int:
+    """Run ``action(store)``; a refused name, password or role is exit code 2 with the reason."""
     from app.access import CredentialError
 
     store = _store(s)
     try:
-        if args.action == "add":
-            row = store.add_user(args.name, read_password(s, args.password_stdin), args.role)
-            print(f"added {row['username']} ({row['role']})", file=err)
-        elif args.action == "list":
-            _table(store.users(), ("username", "role", "created_at", "last_login_at"), out)
-        elif args.action == "remove":
-            if not store.remove_user(args.name):
-                print(f"stockit users: no user {args.name!r}", file=err)
-                return 1
-            print(f"removed {args.name}; their sessions end within seconds", file=err)
-        else:
-            if not store.set_password(args.name, read_password(s, args.password_stdin)):
-                print(f"stockit users: no user {args.name!r}", file=err)
-                return 1
-            print(f"new password for {args.name}; their other sessions are signed out", file=err)
+        return action(store)
     except CredentialError as exc:
-        print(f"stockit users: {exc}", file=err)
+        print(f"stockit {command}: {exc}", file=err)
         return 2
     finally:
         store.db.close()
-    return 0
+
+
+def _outcome(done: bool, said: str, missing: str, err: TextIO) -> int:
+    print(said if done else f"stockit: {missing}", file=err)
+    return 0 if done else 1
+
+
+def cmd_users(s: Settings, args, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+    def act(store) -> int:
+        if args.action == "add":
+            row = store.add_user(args.name, read_password(s, args.password_stdin), args.role)
+            return _outcome(True, f"added {row['username']} ({row['role']})", "", err)
+        if args.action == "list":
+            _table(store.users(), ("username", "role", "created_at", "last_login_at"), out)
+            return 0
+        if args.action == "remove":
+            return _outcome(store.remove_user(args.name), f"removed {args.name}; their sessions end within "
+                            "seconds", f"no user {args.name!r}", err)
+        return _outcome(store.set_password(args.name, read_password(s, args.password_stdin)),
+                        f"new password for {args.name}; their other sessions are signed out",
+                        f"no user {args.name!r}", err)
+
+    return _with_store(s, "users", act, err)
 
 
 def cmd_tokens(s: Settings, args, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
-    from app.access import CredentialError
-
-    store = _store(s)
-    try:
+    def act(store) -> int:
         if args.action == "create":
             expires = parse_expiry(args.expires, time.time())
             row, plain = store.create_token(args.name, args.role, created_by="cli", expires_at=expires)
             print(plain, file=out)
-            expires = row["expires_at"] or "never"
-            print(f"token {row['token_id']} {row['name']!r} ({row['role']}, expires {expires}): copy it now, "
-                  "it is not shown again", file=err)
-        elif args.action == "list":
+            return _outcome(True, f"token {row['token_id']} {row['name']!r} ({row['role']}, expires "
+                            f"{row['expires_at'] or 'never'}): copy it now, it is not shown again", "", err)
+        if args.action == "list":
             _table(store.tokens(), ("token_id", "name", "prefix", "role", "created_at", "expires_at",
                                     "last_used_at", "revoked_at"), out)
-        else:
-            if not store.revoke_token(args.token_id):
-                print(f"stockit tokens: no active token {args.token_id}", file=err)
-                return 1
-            print(f"revoked token {args.token_id}; it stops working within seconds", file=err)
-    except CredentialError as exc:
-        print(f"stockit tokens: {exc}", file=err)
-        return 2
-    finally:
-        store.db.close()
-    return 0
+            return 0
+        return _outcome(store.revoke_token(args.token_id), f"revoked token {args.token_id}; it stops working "
+                        "within seconds", f"no active token {args.token_id}", err)
+
+    return _with_store(s, "tokens", act, err)
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:

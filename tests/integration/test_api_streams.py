@@ -25,13 +25,6 @@ def web(servers, accounts, tmp_path_factory):
         yield server
 
 
-@pytest.fixture
-def market(clean_stores):
-    m = market_data.build(minutes=3)
-    market_data.write(clean_stores, m)
-    return m
-
-
 def ws(web, path: str) -> simple_websocket.Client:
     """A WebSocket with the signed-in user's session cookie (no Origin: simple_websocket is not a browser)."""
     return simple_websocket.Client.connect(web.url.replace("http", "ws") + path,

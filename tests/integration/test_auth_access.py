@@ -15,7 +15,7 @@ import simple_websocket
 from app import create_app
 from app.accounts import AccountStore
 from pipeline.history import Pool
-from tests import market_data, sign_in
+from tests import sign_in
 from tests.sign_in import cookie_header
 from tests.web_server import running_web
 
@@ -67,13 +67,6 @@ def callers(app, accounts, tokens):
         client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
         out[f"{role}-token"] = client
     return out
-
-
-@pytest.fixture
-def market(clean_stores):
-    m = market_data.build(minutes=2)
-    market_data.write(clean_stores, m)
-    return m
 
 
 def acknowledged_by(servers, alert_id: str):

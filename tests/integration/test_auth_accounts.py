@@ -18,6 +18,7 @@ from app.account_commands import first_admin
 from app.accounts import AccountStore
 from pipeline.history import Pool
 from pipeline.migrations import migrate
+from pipeline.settings import Settings
 from tests import sign_in
 from tests.integration.helpers import wait_until
 from tests.sign_in import Account
@@ -224,3 +225,17 @@ def test_accs010_db_migrate_makes_the_configured_admin(servers, fresh_database):
     again = stockit(servers.replace(database_url=fresh_database), "db", "migrate",
                     STOCKIT_ADMIN_PASSWORD="another-password")
     assert again.returncode == 0 and "created" not in again.stdout
+
+
+def test_accs011_stockit_up_prints_a_generated_password_once():
+    from pipeline.stack.supervisor import Worker, _print_summary
+
+    lines: list[str] = []
+    web = Worker("web", [], {}, "")
+    s = Settings.from_env({}, web_port=8088)
+    _print_summary(s, [], [web], lines.append, ("admin", "generated-secret"))
+    text = "\n".join(lines)
+    assert text.count("generated-secret") == 1 and "stockit users passwd admin" in text
+    lines.clear()
+    _print_summary(s, [], [web], lines.append, None)  # a later start: users exist, nothing to show
+    assert "Sign in" not in "\n".join(lines)
