@@ -226,8 +226,12 @@ def init_app(server: Flask, settings: Settings, services: Services) -> None:
     server.config.update(
         SECRET_KEY=session_secret(settings.secret_key, settings.home_path),
         SESSION_COOKIE_NAME=SESSION_COOKIE, SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
-        PERMANENT_SESSION_LIFETIME=timedelta(hours=settings.session_hours))
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=settings.session_hours),
+        # The cookie is signed once at sign-in and lasts its lifetime, instead of being re-signed and re-sent
+        # on every response (which cost each API request more than the rest of the guard).
+        SESSION_REFRESH_EACH_REQUEST=False)
     server.session_interface = _SessionInterface(settings.cookie_secure_mode)
+    login_manager.session_protection = None  # no "fresh" logins: no hash of address + agent per request
     login_manager.init_app(server)
     server.extensions["stockit.auth"] = Authenticator(settings, services)
     server.before_request(guard)

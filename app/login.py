@@ -130,9 +130,10 @@ def init_app(server: Flask, settings: Settings) -> None:
                       swallow_errors=True)
     for key in (get_remote_address, _user_name_key):
         limiter.limit(settings.login_rate_limit, key_func=key, methods=["POST"],
-                      exempt_when=lambda: request.endpoint != "login.submit",
                       deduct_when=lambda response: response.status_code == 401,
                       on_breach=_too_many)(login)
+    # Only signing in is limited: every other request leaves the limiter at its first check.
+    limiter.request_filter(lambda: request.endpoint != "login.submit")
     limiter.init_app(server)
     server.extensions["stockit.login_limiter"] = limiter
     server.register_blueprint(login)

@@ -112,7 +112,8 @@ class Settings:
                                 "separated) allowed to post and open WebSockets")
     cookie_secure: str = _env("STOCKIT_COOKIE_SECURE", "auto", "Secure session cookie: auto (when served "
                               "over https), true or false")
-    session_hours: float = _env("STOCKIT_SESSION_HOURS", 12.0, "a session ends after this many idle hours")
+    session_hours: float = _env("STOCKIT_SESSION_HOURS", 12.0, "a session ends this long after signing in "
+                                "(hours)")
     login_rate_limit: str = _env("STOCKIT_LOGIN_RATE_LIMIT", "10 per minute", "failed sign-ins allowed per "
                                  "client address and per user name")
     metrics_token: str = _env("STOCKIT_METRICS_TOKEN", "", "bearer token Prometheus may present to the web "
