@@ -6,6 +6,9 @@ STATUS_INTERVAL = "status-interval"
 STATUS_BANNER = "status-banner"
 STATUS_PILL = "status-pill"
 CLOCK = "clock"
+USER_NAME = "user-name"
+USER_ROLE = "user-role"
+SIGN_OUT = "sign-out"
 
 # --- watchlist -----------------------------------------------------------------------------------
 WL_WS_PRICES = "wl-ws-prices"

@@ -8,6 +8,7 @@ import sys
 import threading
 from pathlib import Path
 
+from app import account_commands
 from pipeline.settings import Settings, SettingsError
 
 logger = logging.getLogger("stockit")
@@ -128,8 +129,12 @@ def cmd_db(s: Settings, args) -> int:
 
     _require(s, "database_url")
     if args.action == "migrate":
+        from app.account_commands import first_admin
+
         applied = migrate(s.database_url)
         print(f"applied: {', '.join(applied)}" if applied else "database is up to date")
+        if first_admin(s, generate=False):
+            print(f"created the first admin user {s.admin_user!r} (password from STOCKIT_ADMIN_PASSWORD)")
     else:
         dropped = apply_retention(s.database_url, s.retention_days)
         print(f"retention {s.retention_days} days: dropped {dropped} trade partitions, old candles and alerts")
@@ -204,6 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     db.set_defaults(func=cmd_db)
 
     sub.add_parser("topics", help="create the Kafka topics").set_defaults(func=cmd_topics)
+    account_commands.add_parsers(sub)
     sub.add_parser("config", help="show the effective configuration (secrets masked)").set_defaults(func=cmd_config)
     ru = sub.add_parser("rules", help="validate STOCKIT_RULES and show the rule set of each symbol")
     ru.add_argument("symbols", nargs="*", help="symbols to show (default: STOCKIT_SYMBOLS)")

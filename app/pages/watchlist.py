@@ -136,11 +136,15 @@ def mark_selected(selected, row_ids):
 
 
 # --- server-rendered panels ------------------------------------------------------------------------
+def _unchanged():
+    raise dash.exceptions.PreventUpdate
+
+
 @callback(Output({"type": ids.WL_SPARK, "symbol": ALL}, "children"),
           Output({"type": ids.WL_SPARK, "symbol": ALL}, "className"),
           Input(ids.WL_SLOW_INTERVAL, "n_intervals"), State({"type": ids.WL_SPARK, "symbol": ALL}, "id"),
           prevent_initial_call=True)
-@guarded(lambda exc: (dash.no_update, dash.no_update))
+@guarded(lambda exc: _unchanged())  # wildcard outputs take a list each, not no_update: prevent the update
 def refresh_sparklines(_n, spark_ids):
     symbols = [i["symbol"] for i in spark_ids]
     series = current().speed(lambda r: {s: r.series(s, 300) for s in symbols})
