@@ -25,6 +25,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Optional
 from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -33,8 +34,9 @@ from stack import running_stack  # noqa: E402
 
 
 def client(url: str, path: str, threads: int, interval: float, start_at: float, stop_at: float, cap: int,
-           out: mp.Queue) -> None:
-    """One client process: ``threads`` connections; ``interval`` > 0 paces each one. Puts (latencies_ms, errors)."""
+           out: mp.Queue, headers: Optional[dict] = None) -> None:
+    """One client process: ``threads`` connections; ``interval`` > 0 paces each one. Puts (latencies_ms, errors).
+    ``headers``: sent with every request (e.g. Authorization)."""
     u = urlsplit(url)
     lat: list[float] = []
     errors = [0]
@@ -58,7 +60,7 @@ def client(url: str, path: str, threads: int, interval: float, start_at: float, 
             if t0 >= stop_perf:
                 break
             try:
-                conn.request("GET", path, headers={"Accept": "application/json"})
+                conn.request("GET", path, headers={"Accept": "application/json", **(headers or {})})
                 resp = conn.getresponse()
                 body = resp.read()
                 ok = resp.status == 200 and body[:1] == b"{"
