@@ -158,7 +158,8 @@ PATHS = {
     "/health": _op("Health of the web app, its stores and the pipeline workers", "Health", [], {}, "ops",
                    "200 when Redis and PostgreSQL answer (status ok or degraded), 503 when either does not."),
     "/stream/prices": {"get": {
-        "summary": "Server-Sent Events: every symbol's ticker on each update and at least once a second",
+        "summary": "Server-Sent Events: every symbol's ticker when prices change (at most every "
+                   "STOCKIT_STREAM_PRICE_INTERVAL) and at least once a second",
         "tags": ["prices"],
         "parameters": [_param("symbols", "query", STR, "comma-separated symbols to keep (default all)")],
         "responses": {"200": {"description": "an endless text/event-stream of `event: prices` messages whose "
@@ -166,6 +167,8 @@ PATHS = {
                               "content": {"text/event-stream": {"schema": STR}}}}}},
 }
 PATHS["/health"]["get"]["responses"]["503"] = _ok("Health", "Redis or PostgreSQL is unreachable")
+PATHS["/stream/prices"]["get"]["responses"]["503"] = _ok("Error", "this server process holds all the streams "
+                                                                 "it may (Retry-After says when to try again)")
 
 
 @functools.lru_cache(maxsize=1)

@@ -3,8 +3,8 @@
 Each process serves up to ``STOCKIT_WEB_CONNECTIONS`` connections on greenlets: an open WebSocket or
 SSE stream costs a few kilobytes, not a thread, and never holds up a request (app/sockets.py caps
 streams below the connection limit and cuts off clients that do not read).  gevent makes the
-standard library's sockets, threads and locks cooperative, so redis-py is too; psycogreen does the
-same for psycopg2.  Every process keeps its own Redis subscription (app/live.py), so every
+standard library's sockets, threads and locks cooperative, so redis-py is too; psycogreen's wait
+callback does the same for psycopg2.  Every process keeps its own Redis subscription (app/live.py), so every
 process's clients get every tick.  Nothing is loaded before the fork: each worker patches first,
 then builds the app.
 """
@@ -27,6 +27,7 @@ from pipeline.settings import Settings, SettingsError, get_settings
 
 logger = logging.getLogger(__name__)
 WORKER_CLASS = "app.web.StreamingGeventWorker"
+CONNECT_TIMEOUT = 5.0  # seconds a connection to PostgreSQL may take to open (as the history pool's)
 
 
 class StreamingGeventWorker(GeventWorker):
@@ -34,9 +35,9 @@ class StreamingGeventWorker(GeventWorker):
 
     def patch(self) -> None:
         super().patch()  # gevent's monkey.patch_all(), in the worker process after the fork
-        from psycogreen.gevent import patch_psycopg
+        from psycopg2 import extensions
 
-        patch_psycopg()
+        extensions.set_wait_callback(green_wait)
 
     def handle_exit(self, sig, frame) -> None:
         _stop_streams()
@@ -45,6 +46,20 @@ class StreamingGeventWorker(GeventWorker):
     def handle_quit(self, sig, frame) -> None:
         _stop_streams()
         super().handle_quit(sig, frame)
+
+
+def green_wait(conn, timeout=None) -> None:
+    """psycogreen's wait callback (psycopg2 yields to other greenlets while it waits for PostgreSQL), with
+    the connect timeout kept: libpq applies none to the non-blocking connects a wait callback implies, and
+    a frozen server would hold the connecting greenlet (and the history pool's lock) forever."""
+    from psycopg2 import OperationalError, extensions
+    from psycogreen.gevent import gevent_wait_callback
+
+    connected = (extensions.STATUS_READY, extensions.STATUS_BEGIN, extensions.STATUS_PREPARED)
+    try:
+        gevent_wait_callback(conn, timeout if conn.status in connected else CONNECT_TIMEOUT)
+    except TimeoutError:
+        raise OperationalError(f"no answer from PostgreSQL in {CONNECT_TIMEOUT:g} s while connecting") from None
 
 
 def _stop_streams() -> None:

@@ -1,4 +1,4 @@
-"""Live streams on the production server (gunicorn gthread): WebSockets and SSE, metrics, shutdown."""
+"""Live streams on the production server (gunicorn, gevent workers): WebSockets and SSE, metrics, shutdown."""
 from __future__ import annotations
 
 import json
@@ -22,13 +22,6 @@ pytestmark = pytest.mark.integration
 def web(servers, tmp_path_factory):
     with running_web(servers, tmp_path_factory.mktemp("web"), STOCKIT_STALE_AFTER_SECONDS="60") as server:
         yield server
-
-
-@pytest.fixture
-def market(clean_stores):
-    m = market_data.build(minutes=3)
-    market_data.write(clean_stores, m)
-    return m
 
 
 def ws(web, path: str) -> simple_websocket.Client:

@@ -38,13 +38,6 @@ def web(servers, tmp_path_factory):
         yield server
 
 
-@pytest.fixture
-def market(clean_stores):
-    m = market_data.build(minutes=3)
-    market_data.write(clean_stores, m)
-    return m
-
-
 class Crowd:
     """WebSocket clients that read everything they are sent, held by one asyncio loop on a thread."""
 
