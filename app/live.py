@@ -106,7 +106,9 @@ class LiveHub:
         with self.prices_lock:
             message = self._frame_messages.get(symbols)
             if message is None:
-                prices = self.prices if symbols is None else {s: t for s, t in self.prices.items() if s in symbols}
+                prices = self.prices
+                if symbols is not None:
+                    prices = {s: t for s, t in prices.items() if s in symbols}
                 message = orjson.dumps({"type": "prices", "server_ts": self._frame_ts, "live": self.connected,
                                         "prices": prices})
                 self._frame_messages[symbols] = message

@@ -27,8 +27,9 @@ class WebMetrics:
                                   buckets=BUCKETS, registry=r)
         self.ws_clients = Gauge("web_websocket_clients", "Connected stream clients", ["stream"], registry=r,
                                 multiprocess_mode="livesum")
-        self.stream_drops = Counter("web_stream_drops_total", "Stream clients refused (full) or cut off (slow, "
-                                    "unresponsive, too_big)", ["stream", "reason"], registry=r)
+        self.stream_drops = Counter("web_stream_drops_total",
+                                    "Stream clients refused (full) or cut off (slow, unresponsive, too_big)",
+                                    ["stream", "reason"], registry=r)
         for stream in STREAMS:
             self.ws_clients.labels(stream).set(0)
 

@@ -167,8 +167,8 @@ PATHS = {
                               "content": {"text/event-stream": {"schema": STR}}}}}},
 }
 PATHS["/health"]["get"]["responses"]["503"] = _ok("Health", "Redis or PostgreSQL is unreachable")
-PATHS["/stream/prices"]["get"]["responses"]["503"] = _ok("Error", "this server process holds all the streams "
-                                                                 "it may (Retry-After says when to try again)")
+PATHS["/stream/prices"]["get"]["responses"]["503"] = _ok(
+    "Error", "this server process holds all the streams it may (Retry-After says when to try again)")
 
 
 @functools.lru_cache(maxsize=1)

@@ -27,7 +27,8 @@ def create_app(settings: Optional[Settings] = None) -> Flask:
     server.config.update(JSON_SORT_KEYS=False, MAX_CONTENT_LENGTH=64 * 1024)
     services = Services(settings)
     server.extensions["stockit"] = services
-    server.extensions["stockit.hub"] = LiveHub(services.redis, services.reader, settings.stream_price_interval)
+    server.extensions["stockit.hub"] = LiveHub(services.redis, services.reader,
+                                               price_interval=settings.stream_price_interval)
     admission.init_app(server)
     web_metrics = metrics.WebMetrics()
     metrics.init_app(server, web_metrics)

@@ -49,8 +49,9 @@ class StreamPolicy:
 
     @classmethod
     def from_settings(cls, s: Settings) -> "StreamPolicy":
-        return cls(s.stream_max_message_bytes, s.stream_send_timeout, s.stream_send_buffer, s.stream_ping_interval,
-                   stream_limit(s.web_connections))
+        return cls(max_message_bytes=s.stream_max_message_bytes, send_timeout=s.stream_send_timeout,
+                   send_buffer=s.stream_send_buffer, ping_interval=s.stream_ping_interval,
+                   max_streams=stream_limit(s.web_connections))
 
     def apply(self, sock: socket.socket) -> None:
         """Bound the socket's unsent bytes and the time any write may wait for the client."""
@@ -89,7 +90,7 @@ class StreamGate:
         self.metrics.stream_drops.labels(stream, reason).inc()
 
     def refusal(self) -> Response:
-        response = error_response(503, "streams_full", "this server holds all the streams it may; retry later")
+        response = error_response(503, "streams_full", "this server holds all the streams it may; try later")
         response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
         return response
 
@@ -159,7 +160,8 @@ class StreamSocket(simple_websocket.Server):
         # state per client, and one frame of a shared message fits every client.
         environ = {k: v for k, v in environ.items() if k != "HTTP_SEC_WEBSOCKET_EXTENSIONS"}
         environ[key] = _Writer(self.raw)
-        super().__init__(environ, ping_interval=policy.ping_interval, max_message_size=policy.max_message_bytes)
+        super().__init__(environ, ping_interval=policy.ping_interval,
+                         max_message_size=policy.max_message_bytes)
         self.input_buffer = _Inbox(self.input_buffer)
 
     def send(self, data) -> None:
@@ -201,8 +203,8 @@ class StreamSocket(simple_websocket.Server):
 
     def finish(self) -> Optional[str]:
         """End the connection after the handler; returns why the server cut the client off, if it did."""
-        if self.dropped is None and self.max_message_size and self.incoming_message_len > self.max_message_size:
-            self.dropped = TOO_BIG
+        if self.dropped is None and self.incoming_message_len > (self.max_message_size or float("inf")):
+            self.dropped = TOO_BIG  # simple-websocket closed it with 1009
         if self.connected:
             try:
                 self.close()
@@ -244,7 +246,7 @@ class SocketRoutes:
             def endpoint():
                 streams = gate()
                 if not any(k in request.environ for k in SERVER_SOCKETS):
-                    raise RuntimeError("WebSockets need gunicorn or Werkzeug's server (no socket in the environ)")
+                    raise RuntimeError("WebSockets need gunicorn or Werkzeug's server (no socket in environ)")
                 if not streams.enter(stream):
                     return streams.refusal()
                 try:
@@ -260,7 +262,8 @@ class SocketRoutes:
                         reason = ws.finish()
                         if reason is not None:
                             streams.dropped(stream, reason)
-                            logger.info("stream %s: client %s cut off (%s)", stream, request.remote_addr, reason)
+                            logger.info("stream %s: client %s cut off (%s)", stream, request.remote_addr,
+                                        reason)
                 finally:
                     streams.leave(stream)
                 return _Handled(ws.mode)

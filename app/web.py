@@ -59,7 +59,8 @@ def green_wait(conn, timeout=None) -> None:
     try:
         gevent_wait_callback(conn, timeout if conn.status in connected else CONNECT_TIMEOUT)
     except TimeoutError:
-        raise OperationalError(f"no answer from PostgreSQL in {CONNECT_TIMEOUT:g} s while connecting") from None
+        raise OperationalError(f"no answer from PostgreSQL in {CONNECT_TIMEOUT:g} s while connecting") \
+            from None
 
 
 def _stop_streams() -> None:

@@ -35,8 +35,8 @@ from stack import running_stack  # noqa: E402
 
 def client(url: str, path: str, threads: int, interval: float, start_at: float, stop_at: float, cap: int,
            out: mp.Queue, headers: Optional[dict] = None) -> None:
-    """One client process: ``threads`` connections; ``interval`` > 0 paces each one. Puts (latencies_ms, errors).
-    ``headers``: sent with every request (e.g. Authorization)."""
+    """One client process: ``threads`` connections; ``interval`` > 0 paces each one; ``headers`` go with
+    every request (e.g. Authorization). Puts (latencies_ms, errors)."""
     u = urlsplit(url)
     lat: list[float] = []
     errors = [0]

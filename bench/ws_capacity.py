@@ -40,7 +40,8 @@ CONNECT_BATCH = 50  # handshakes in flight at once
 
 
 # --- the WebSocket clients (one process, asyncio) ---------------------------------------------------
-async def _hold(uri: str, headers: dict, counts: list[int], i: int, opened: list[int], ended: list[int]) -> None:
+async def _hold(uri: str, headers: dict, counts: list[int], i: int, opened: list[int],
+                ended: list[int]) -> None:
     from websockets.asyncio.client import connect
 
     try:
@@ -164,8 +165,8 @@ def measure(url: str, streaming: int, idle: int, duration: float, api_rate: floa
         out = ctx.Queue()
         start_at = time.time() + 1.0
         api = ctx.Process(target=http_client, args=(url, "/api/v1/prices", api_connections,
-                                                     api_connections / api_rate, start_at, start_at + duration,
-                                                     10 ** 7, out, headers))
+                                                    api_connections / api_rate, start_at, start_at + duration,
+                                                    10 ** 7, out, headers))
         health: list = []
         stop = threading.Event()
         prober = threading.Thread(target=probe_health, args=(url, headers, stop, health))

@@ -1,4 +1,4 @@
-"""The production web server (``python -m app.web``: gunicorn, gevent workers) as a child process for tests."""
+"""The production web server (``python -m app.web``: gunicorn, gevent) as a child process for tests."""
 from __future__ import annotations
 
 import os
