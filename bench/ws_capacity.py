@@ -5,6 +5,8 @@ a snapshot, then a heartbeat every 15 s), all held by one asyncio process (the `
 Once every streaming client has its first message, for ``--duration`` seconds: GET /api/v1/prices at
 a fixed rate over a few keep-alive connections (latency counted from the moment a request was due,
 bench/web_load.py's client), GET /api/v1/health once a second, and every client's messages counted.
+A first window makes the same requests with no stream client connected: on a machine others share,
+the difference between the two is what the streams cost.
 
     python bench/ws_capacity.py                       # starts `stockit up` in a temp home
     python bench/ws_capacity.py --streaming 1000 --idle 200 --web-workers 2 --duration 30
@@ -26,7 +28,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -150,53 +152,36 @@ def cpu_seconds(pids: list[int]) -> float:
 
 
 # --- one run -------------------------------------------------------------------------------------------
-def measure(url: str, streaming: int, idle: int, duration: float, api_rate: float, api_connections: int,
-            headers: dict) -> dict:
+def requests_window(url: str, duration: float, api_rate: float, api_connections: int, headers: dict,
+                    load_pids: list[int], mark: Callable[[str], None] = lambda _: None) -> dict:
+    """For ``duration`` s: GET /api/v1/prices at ``api_rate`` and /api/v1/health once a second; ``mark``
+    is called with "start" and "stop" at the window's edges.  Returns latencies and CPU use."""
     ctx = mp.get_context("fork")
-    ours, theirs = ctx.Pipe()
     server = listening_pids(urlsplit(url).port)
-    sockets = ctx.Process(target=socket_process, args=(url.replace("http", "ws", 1), streaming, idle, headers,
-                                                       theirs))
-    sockets.start()
-    try:
-        if not ours.poll(300):
-            raise SystemExit("the WebSocket clients did not finish connecting in 300 s")
-        connected = ours.recv()
-        out = ctx.Queue()
-        start_at = time.time() + 1.0
-        api = ctx.Process(target=http_client, args=(url, "/api/v1/prices", api_connections,
-                                                    api_connections / api_rate, start_at, start_at + duration,
-                                                    10 ** 7, out, headers))
-        health: list = []
-        stop = threading.Event()
-        prober = threading.Thread(target=probe_health, args=(url, headers, stop, health))
-        api.start()
-        time.sleep(max(0.0, start_at - time.time()))
-        ours.send("start")
-        t0, counts0, ended0 = ours.recv()
-        busy0, total0 = cpu_ticks()
-        server0, load0 = cpu_seconds(server), cpu_seconds([sockets.pid, api.pid])
-        prober.start()
-        latencies, errors = out.get(timeout=duration + 120)
-        ours.send("stop")
-        t1, counts1, ended1 = ours.recv()
-        busy1, total1 = cpu_ticks()
-        server1, load1 = cpu_seconds(server), cpu_seconds([sockets.pid, api.pid])
-        stop.set()
-        prober.join()
-        api.join(30)
-        ours.send("close")
-    finally:
-        sockets.join(60)
-        if sockets.is_alive():
-            sockets.terminate()
-    seconds = t1 - t0
-    rates = sorted((counts1[i] - counts0[i]) / seconds for i in range(streaming))
+    out = ctx.Queue()
+    start_at = time.time() + 1.0
+    interval = api_connections / api_rate  # each connection's pace
+    api = ctx.Process(target=http_client, args=(url, "/api/v1/prices", api_connections, interval, start_at,
+                                                start_at + duration, 10 ** 7, out, headers))
+    health: list = []
+    stop = threading.Event()
+    prober = threading.Thread(target=probe_health, args=(url, headers, stop, health))
+    api.start()
+    time.sleep(max(0.0, start_at - time.time()))
+    mark("start")
+    t0, (busy0, total0) = time.monotonic(), cpu_ticks()
+    server0, load0 = cpu_seconds(server), cpu_seconds(load_pids + [api.pid])
+    prober.start()
+    latencies, errors = out.get(timeout=duration + 120)
+    mark("stop")
+    seconds, (busy1, total1) = time.monotonic() - t0, cpu_ticks()
+    server1, load1 = cpu_seconds(server), cpu_seconds(load_pids + [api.pid])
+    stop.set()
+    prober.join()
+    api.join(30)
     latencies.sort()
     health_ms = sorted(ms for ms, _ in health)
     return {
-        "clients": {"streaming": streaming, "idle": idle, **connected,
-                    "lost_during_measurement": ended1 - ended0},
         "api_prices": {"rate_offered": api_rate, "connections": api_connections, "requests": len(latencies),
                        "errors": errors, "p50_ms": round(percentile(latencies, 50), 2),
                        "p99_ms": round(percentile(latencies, 99), 2),
@@ -204,15 +189,47 @@ def measure(url: str, streaming: int, idle: int, duration: float, api_rate: floa
         "health": {"probes": len(health), "not_200": sum(1 for _, st in health if st != 200),
                    "p50_ms": round(percentile(health_ms, 50), 1),
                    "max_ms": round(health_ms[-1], 1) if health_ms else None},
-        "stream_messages_per_client_per_s": {
-            "median": round(statistics.median(rates), 2) if rates else None,
-            "min": round(rates[0], 2) if rates else None, "p1": round(percentile(rates, 1), 2),
-            "total_per_s": round(sum(rates), 1)},
         "cpu": {"machine_busy_pct": round(100.0 * (busy1 - busy0) / max(1, total1 - total0), 1),
                 "web_server_pct_of_a_core": round(100.0 * (server1 - server0) / seconds, 1),
                 "web_server_processes": len(server),
                 "load_generator_pct_of_a_core": round(100.0 * (load1 - load0) / seconds, 1)},
         "measured_s": round(seconds, 1),
+    }
+
+
+def measure(url: str, streaming: int, idle: int, duration: float, api_rate: float, api_connections: int,
+            headers: dict) -> dict:
+    """The requests window with ``streaming`` + ``idle`` WebSocket clients connected."""
+    ctx = mp.get_context("fork")
+    ours, theirs = ctx.Pipe()
+    sockets = ctx.Process(target=socket_process, args=(url.replace("http", "ws", 1), streaming, idle, headers,
+                                                       theirs))
+    sockets.start()
+    counts: dict[str, tuple] = {}
+
+    def mark(edge: str) -> None:
+        ours.send(edge)
+        counts[edge] = ours.recv()
+
+    try:
+        if not ours.poll(300):
+            raise SystemExit("the WebSocket clients did not finish connecting in 300 s")
+        connected = ours.recv()
+        window = requests_window(url, duration, api_rate, api_connections, headers, [sockets.pid], mark)
+        ours.send("close")
+    finally:
+        sockets.join(60)
+        if sockets.is_alive():
+            sockets.terminate()
+    (t0, counts0, ended0), (t1, counts1, ended1) = counts["start"], counts["stop"]
+    rates = sorted((counts1[i] - counts0[i]) / (t1 - t0) for i in range(streaming))
+    return {
+        "clients": {"streaming": streaming, "idle": idle, **connected,
+                    "lost_during_measurement": ended1 - ended0},
+        **window,
+        "stream_messages_per_client_per_s": {
+            "median": round(statistics.median(rates), 2), "min": round(rates[0], 2),
+            "p1": round(percentile(rates, 1), 2), "total_per_s": round(sum(rates), 1)},
     }
 
 
@@ -237,6 +254,8 @@ def main(argv=None) -> int:
     ap.add_argument("--set", action="append", default=[], metavar="VAR=VALUE",
                     help="another setting of the stack this starts (repeatable)")
     ap.add_argument("--auth-header", help="'Name: value' sent on every request and WebSocket handshake")
+    ap.add_argument("--no-baseline", action="store_true",
+                    help="skip the first window, the same requests without any stream client")
     args = ap.parse_args(argv)
     if not 0 < args.duration <= 600:
         ap.error("--duration must be in (0, 600] seconds")
@@ -247,8 +266,11 @@ def main(argv=None) -> int:
     if args.web_workers:
         env["STOCKIT_WEB_WORKERS"] = str(args.web_workers)
     with running_stack(args.url, env=env) as url:
+        baseline = None if args.no_baseline else requests_window(url, args.duration, args.api_rate,
+                                                                 args.api_connections, headers, [])
         result = measure(url, args.streaming, args.idle, args.duration, args.api_rate, args.api_connections,
                          headers)
+    result["without_stream_clients"] = baseline
     result["settings"] = env
     c = result["clients"]
     goal = (c["opened"] == args.streaming + args.idle and c["lost_during_measurement"] == 0
