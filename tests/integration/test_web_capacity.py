@@ -23,6 +23,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from pipeline.events import Alert
 from tests import market_data
 from tests.integration.helpers import wait_until
+from tests.sign_in import cookie_header
 from tests.web_server import running_web
 
 pytestmark = pytest.mark.integration
@@ -33,16 +34,23 @@ TCP_ESTABLISHED = 1
 
 
 @pytest.fixture(scope="module")
-def web(servers, tmp_path_factory):
+def web(servers, accounts, tmp_path_factory):
     with running_web(servers, tmp_path_factory.mktemp("web"), **LIMITS) as server:
+        server.sign_in(accounts["viewer"])
         yield server
+
+
+def auth(web) -> dict:
+    """The signed-in viewer's cookie, for clients other than ``web.get``."""
+    return {"Cookie": cookie_header(web.user)}
 
 
 class Crowd:
     """WebSocket clients that read everything they are sent, held by one asyncio loop on a thread."""
 
-    def __init__(self, base_url: str):
+    def __init__(self, base_url: str, headers: dict):
         self.url = base_url.replace("http", "ws", 1)
+        self.headers = headers
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
@@ -65,7 +73,8 @@ class Crowd:
 
     async def _client(self, path: str, outcome: asyncio.Future, inbox: list) -> None:
         try:
-            async with connect(self.url + path, open_timeout=60, ping_interval=None) as ws:
+            async with connect(self.url + path, open_timeout=60, ping_interval=None,
+                               additional_headers=self.headers) as ws:
                 outcome.set_result("open")
                 async for raw in ws:
                     inbox.append(orjson.loads(raw))
@@ -89,7 +98,7 @@ class Crowd:
 
 def metric(web, name: str, **labels: str) -> float:
     """The value of one sample on /metrics (0 when absent), summed over the server's processes."""
-    for family in text_string_to_metric_families(web.get("/metrics").text):
+    for family in text_string_to_metric_families(web.user.get(web.url + "/metrics", timeout=10).text):
         for sample in family.samples:
             if sample.name == name and sample.labels == labels:
                 return sample.value
@@ -101,7 +110,7 @@ def health_latencies(web, n: int = 10) -> list[float]:
     took = []
     for _ in range(n):
         started = time.monotonic()
-        r = requests.get(web.url + "/api/v1/health", timeout=10)
+        r = requests.get(web.url + "/api/v1/health", headers=auth(web), timeout=10)
         took.append(time.monotonic() - started)
         assert r.status_code == 200, r.text
     return took
@@ -115,7 +124,8 @@ def never_reading_client(web, path: str) -> socket.socket:
     s.connect((host, int(port)))
     key = base64.b64encode(os.urandom(16)).decode()
     s.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-              f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode())
+              f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nCookie: {auth(web)['Cookie']}\r\n\r\n"
+              .encode())
     head = b""
     while b"\r\n\r\n" not in head:
         head += s.recv(1)
@@ -128,18 +138,18 @@ def tcp_state(s: socket.socket) -> int:
 
 
 def ws(web, path: str) -> simple_websocket.Client:
-    return simple_websocket.Client.connect(web.url.replace("http", "ws", 1) + path)
+    return simple_websocket.Client.connect(web.url.replace("http", "ws", 1) + path, headers=auth(web))
 
 
 def test_cap001_300_idle_sockets_all_open_while_health_answers(web, market):
     assert len(web.worker_pids()) == 2  # STOCKIT_WEB_WORKERS as configured
-    crowd = Crowd(web.url)
+    crowd = Crowd(web.url, auth(web))
     try:
         outcomes = crowd.open("/ws/alerts", 250) + crowd.open("/ws/prices?symbols=AAPL", 50)
         assert Counter(outcomes) == {"open": 300}
         wait_until(lambda: all(crowd.messages), 30, "every client's first message")
         assert statistics.median(health_latencies(web)) < 1.0
-        r = web.get("/api/v1/prices")
+        r = web.user.get(web.url + "/api/v1/prices", timeout=10)
         assert r.status_code == 200 and r.json()["count"] == len(market.tickers)
         assert metric(web, "web_websocket_clients", stream="alerts") == 250
         assert metric(web, "web_websocket_clients", stream="prices") == 50
@@ -148,7 +158,7 @@ def test_cap001_300_idle_sockets_all_open_while_health_answers(web, market):
 
 
 def test_cap002_every_process_clients_get_every_alert(web, market, servers):
-    crowd = Crowd(web.url)
+    crowd = Crowd(web.url, auth(web))
     try:
         assert Counter(crowd.open("/ws/alerts?type=VOLUME_SPIKE", 40)) == {"open": 40}
         wait_until(lambda: all(crowd.messages), 30, "every client's snapshot")
@@ -196,7 +206,8 @@ def test_cap004_message_over_the_limit_closes_only_its_client(web, market):
     too_big_before = metric(web, "web_stream_drops_total", stream="alerts", reason="too_big")
 
     async def send_too_much() -> Optional[int]:
-        async with connect(web.url.replace("http", "ws", 1) + "/ws/alerts", ping_interval=None) as client:
+        async with connect(web.url.replace("http", "ws", 1) + "/ws/alerts", ping_interval=None,
+                           additional_headers=auth(web)) as client:
             assert orjson.loads(await client.recv())["type"] == "snapshot"
             await client.send("x" * 1025)  # STOCKIT_STREAM_MAX_MESSAGE_BYTES is 1024
             try:
@@ -214,15 +225,16 @@ def test_cap004_message_over_the_limit_closes_only_its_client(web, market):
         other.close()
 
 
-def test_cap005_streams_cannot_take_the_connections_requests_need(servers, market, tmp_path):
+def test_cap005_streams_cannot_take_the_connections_requests_need(servers, accounts, market, tmp_path):
     # One process with 20 connections admits 18 streams; the two left are for requests.
     with running_web(servers, tmp_path, STOCKIT_WEB_WORKERS="1", STOCKIT_WEB_CONNECTIONS="20") as server:
         assert len(server.worker_pids()) == 1
-        crowd = Crowd(server.url)
+        server.sign_in(accounts["viewer"])
+        crowd = Crowd(server.url, auth(server))
         try:
             assert Counter(crowd.open("/ws/alerts", 25)) == {"open": 18, 503: 7}
             assert statistics.median(health_latencies(server, 5)) < 1.0
-            assert server.get("/api/v1/prices").status_code == 200
+            assert server.user.get(server.url + "/api/v1/prices", timeout=10).status_code == 200
             assert metric(server, "web_stream_drops_total", stream="alerts", reason="full") == 7
         finally:
             crowd.close()
