@@ -5,7 +5,6 @@ URL = "url"
 STATUS_INTERVAL = "status-interval"
 STATUS_BANNER = "status-banner"
 STATUS_PILL = "status-pill"
-CLOCK = "clock"
 USER_NAME = "user-name"
 USER_ROLE = "user-role"
 SIGN_OUT = "sign-out"
@@ -27,15 +26,15 @@ WL_CHART_DRAWN = "wl-chart-drawn"  # what the chart was last drawn for (symbol, 
 WL_INDICATORS = "wl-indicators"    # checklist of the chart's indicators (Bollinger, RSI, MACD)
 WL_CHART_BOX = "wl-chart-box"      # the chart's container: taller with indicator panels
 WL_CHART_RANGE = "wl-chart-range"  # the time range the user zoomed the chart to (None: whole)
-WL_CHART_TITLE = "wl-chart-title"
 WL_BOOK = "wl-book"
-WL_BOOK_FIG = "wl-book-fig"
 WL_TAPE = "wl-tape"
 WL_FEED = "wl-feed"
 WL_FEED_STORE = "wl-feed-store"
 WL_FAST_INTERVAL = "wl-fast-interval"
 WL_SLOW_INTERVAL = "wl-slow-interval"
-WL_HEADLINE = "wl-headline"
+WL_WINDOW = "wl-window"            # the candle size the chart shows (one of STOCKIT_WINDOWS)
+WL_HEAD_PRICE = "wl-head-price"    # the selected symbol's last price beside the selector
+WL_HEAD_CHANGE = "wl-head-change"  # ... and its change
 
 # --- scanner -------------------------------------------------------------------------------------
 SC_TABLE = "sc-table"

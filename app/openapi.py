@@ -1,10 +1,28 @@
-"""The OpenAPI 3 document of ``/api/v1`` — written by hand, checked against real responses in tests."""
+"""The OpenAPI 3 document of ``/api/v1`` — written by hand, checked against real responses in tests.
+
+``openapi_document()`` describes an app with the default settings; ``openapi_for(windows)`` one whose
+candle sizes (``STOCKIT_WINDOWS``) are ``windows`` — the document ``/api/v1/openapi.json`` serves.
+"""
 from __future__ import annotations
 
+import copy
 import functools
+
+from app.market import SIGNALS
+from app.status import DOWN, OK, STALE, STOPPED
+from pipeline.alert_types import ALERT_SEVERITIES, ALERT_TYPES
+from pipeline.breaker import STATES
+from pipeline.settings import Settings
 
 NUM, INT, STR, BOOL = {"type": "number"}, {"type": "integer"}, {"type": "string"}, {"type": "boolean"}
 TIME = {"type": "string", "format": "date-time"}
+DEFAULT_WINDOWS = Settings().window_list  # STOCKIT_WINDOWS unset
+PIPELINE_STATES = {"type": "string", "enum": [OK, STALE, STOPPED, DOWN]}
+
+
+def _window(windows: tuple[int, ...], default: bool = False) -> dict:
+    """The schema of a candle size: one of ``windows``; as a parameter, the smallest by default."""
+    return {"type": "integer", "enum": list(windows), **({"default": min(windows)} if default else {})}
 
 
 def _n(schema: dict) -> dict:
@@ -34,7 +52,7 @@ SCHEMAS = {
     "Candle": _obj({"symbol": STR, "window_seconds": INT, "window_start": TIME, "window_end": TIME, "open": NUM,
                     "high": NUM, "low": NUM, "close": NUM, "volume": NUM, "vwap": NUM, "trade_count": INT,
                     "buy_volume": NUM, "sell_volume": NUM}),
-    "Ohlcv": _obj({"symbol": STR, "window_seconds": {"type": "integer", "enum": [60, 300, 900]}, "count": INT,
+    "Ohlcv": _obj({"symbol": STR, "window_seconds": _window(DEFAULT_WINDOWS), "count": INT,
                    "candles": _list("Candle"), "open_candle": {**_ref("Candle"), "nullable": True}}),
     "Trade": _obj({"trade_id": STR, "symbol": STR, "price": NUM, "quantity": NUM,
                    "side": {"type": "string", "enum": ["BUY", "SELL"]}, "exchange": STR, "timestamp": TIME},
@@ -58,20 +76,20 @@ SCHEMAS = {
                        "asks": _list("BookLevel")}),
     "Pressure": _obj({"symbol": STR, "trade_count": INT, "buy_volume": NUM, "sell_volume": NUM,
                       "buy_pct": _n(NUM), "pressure": _n(NUM),
-                      "dominant_side": {"type": "string", "enum": ["BUY", "SELL", "NEUTRAL"]}}),
+                      "dominant_side": {"type": "string", "enum": list(SIGNALS)}}),
     "Summary": _obj({"pipeline": {"type": "object", "additionalProperties": NUM,
                                   "description": "running totals: trades, volume, notional, alerts, late, "
                                                  "invalid, candles"},
                      "symbols": {"type": "array", "items": STR}, "symbol_count": INT,
                      "history": {"type": "object", "nullable": True, "additionalProperties": INT,
                                  "description": "row counts in PostgreSQL (null when it is unreachable)"},
-                     "status": {"type": "string", "enum": ["ok", "stale", "stopped", "down"]}, "message": STR}),
-    "Breaker": _obj({"symbol": STR, "state": {"type": "string", "enum": ["CLOSED", "HALF_OPEN", "OPEN"]},
+                     "status": PIPELINE_STATES, "message": STR}),
+    "Breaker": _obj({"symbol": STR, "state": {"type": "string", "enum": list(STATES)},
                      "since": _n(NUM), "trips": INT},
                     {"since_iso": _n(TIME), "last_alert_id": _n(STR)}),
     "Breakers": _obj({"count": INT, "open": INT, "breakers": _list("Breaker")}),
     "Health": {**_obj({"status": {"type": "string", "enum": ["ok", "degraded", "down"]}},
-                      {"pipeline": {"type": "string", "enum": ["ok", "stale", "stopped", "down"]},
+                      {"pipeline": PIPELINE_STATES,
                        "message": STR, "redis": BOOL, "database": BOOL, "last_trade_age_seconds": _n(NUM),
                        "workers": {"type": "object",
                                    "additionalProperties": _obj({"alive": BOOL, "age_seconds": _n(NUM)})},
@@ -131,8 +149,9 @@ PATHS = {
     "/prices/{symbol}": _op("Latest price of one symbol", "Ticker", [SYMBOL], E404, "prices"),
     "/ohlcv/{symbol}": _op(
         "OHLCV candles of one symbol", "Ohlcv",
-        [SYMBOL, _param("window_seconds", "query", {"type": "integer", "enum": [60, 300, 900], "default": 60},
-                        "candle size in seconds"), _limit(120, 5000, "finalized candles (the newest in range)"),
+        [SYMBOL, _param("window_seconds", "query", _window(DEFAULT_WINDOWS, default=True),
+                        "candle size in seconds (STOCKIT_WINDOWS; default the smallest)"),
+         _limit(120, 5000, "finalized candles (the newest in range)"),
          START, END, _param("include_open", "query", {"type": "boolean", "default": True},
                             "also return the open (not yet final) candle from the speed layer")],
         {}, "candles", "Finalized candles from PostgreSQL, oldest first, and the open candle from Redis."),
@@ -154,8 +173,9 @@ PATHS = {
     "/alerts": _op("Alert history, newest first", "Alerts",
                    [_param("unacked_only", "query", {"type": "boolean", "default": False},
                            "only alerts nobody has acknowledged"),
-                    _param("severity", "query", STR, "comma-separated: CRITICAL, HIGH, MEDIUM (case-insensitive)"),
-                    _param("type", "query", STR, "comma-separated: CIRCUIT_BREAKER, PRICE_SPIKE, VOLUME_SPIKE"),
+                    _param("severity", "query", STR,
+                           f"comma-separated: {', '.join(ALERT_SEVERITIES)} (case-insensitive)"),
+                    _param("type", "query", STR, f"comma-separated: {', '.join(ALERT_TYPES)}"),
                     _param("symbol", "query", STR, "only this symbol"),
                     _param("since", "query", STR, "only alerts at or after this time"),
                     _limit(100, 1000, "alerts")], {}, "alerts"),
@@ -203,3 +223,14 @@ def openapi_document() -> dict:
         "paths": PATHS,
         "components": {"schemas": SCHEMAS, "securitySchemes": SECURITY_SCHEMES},
     }
+
+
+@functools.lru_cache(maxsize=4)
+def openapi_for(windows: tuple[int, ...]) -> dict:
+    """The document of an app whose candle sizes (``STOCKIT_WINDOWS``) are ``windows``."""
+    doc = copy.deepcopy(openapi_document())
+    doc["components"]["schemas"]["Ohlcv"]["properties"]["window_seconds"] = _window(windows)
+    for param in doc["paths"]["/ohlcv/{symbol}"]["get"]["parameters"]:
+        if param["name"] == "window_seconds":
+            param["schema"] = _window(windows, default=True)
+    return doc

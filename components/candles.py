@@ -8,7 +8,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from components import theme
-from components.format import to_epoch
+from components.format import to_epoch, window_words
 from pipeline.indicators import bollinger, macd, rsi
 
 BOLLINGER, RSI, MACD = "bollinger", "rsi", "macd"
@@ -68,8 +68,9 @@ def candlestick_figure(candles: Sequence[dict], symbol: str, window_seconds: int
     fig.update_xaxes(**theme.axis(type="date"))
     fig.update_yaxes(**theme.axis(side="right"))
     if not candles:
-        fig.add_annotation(text=f"No {window_seconds // 60}-minute candles for {symbol} yet", showarrow=False,
-                           xref="paper", yref="paper", x=0.5, y=0.6, font={"color": theme.MUTED, "size": 14})
+        fig.add_annotation(text=f"No {window_words(window_seconds)} candles for {symbol} yet",
+                           showarrow=False, xref="paper", yref="paper", x=0.5, y=0.6,
+                           font={"color": theme.MUTED, "size": 14})
         fig.update_xaxes(showticklabels=False)
         fig.update_yaxes(showticklabels=False)
         return fig
@@ -106,7 +107,7 @@ def _add_bollinger(fig: go.Figure, x: list, closes: list[float]) -> None:
     fig.add_trace(go.Scatter(x=x, y=upper, name="BB upper", mode="lines", line=band, legendgroup="bb",
                              showlegend=False), row=1, col=1)
     fig.add_trace(go.Scatter(x=x, y=lower, name="BB lower", mode="lines", line=band, legendgroup="bb",
-                             fill="tonexty", fillcolor="rgba(59,130,246,0.06)", showlegend=False),
+                             fill="tonexty", fillcolor=theme.fill(theme.BLUE, 0.06), showlegend=False),
                   row=1, col=1)
     fig.add_trace(go.Scatter(x=x, y=middle, name=INDICATORS[BOLLINGER], mode="lines", legendgroup="bb",
                              line={"color": theme.BLUE, "width": 1, "dash": "dot"}), row=1, col=1)

@@ -63,3 +63,21 @@ def fmt_time(value: Union[str, float, None], with_date: bool = False) -> str:
         return "—"
     dt = datetime.fromtimestamp(ts, UTC)
     return dt.strftime("%Y-%m-%d %H:%M:%S" if with_date else "%H:%M:%S")
+
+
+def window_label(seconds: int) -> str:
+    """A candle size as traders write it: 30s, 1m, 5m, 15m, 1h."""
+    if seconds % 3600 == 0:
+        return f"{seconds // 3600}h"
+    if seconds % 60 == 0:
+        return f"{seconds // 60}m"
+    return f"{seconds}s"
+
+
+def window_words(seconds: int) -> str:
+    """A candle size in words, as an adjective: 30-second, 1-minute, 15-minute, 1-hour."""
+    if seconds % 3600 == 0:
+        return f"{seconds // 3600}-hour"
+    if seconds % 60 == 0:
+        return f"{seconds // 60}-minute"
+    return f"{seconds}-second"

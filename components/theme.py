@@ -6,14 +6,21 @@ from pipeline.alert_types import CRITICAL, HIGH, LOW, MEDIUM
 UP = "#16c784"
 DOWN = "#ea3943"
 ACCENT = "#f0b90b"
+ORANGE = "#f97316"
 BLUE = "#3b82f6"
 TEXT = "#d6dde6"
 MUTED = "#7d8b99"
 GRID = "#1d2733"
 PANEL = "#121821"
 BACKGROUND = "#0b0f14"
-SEVERITY_COLOR = {CRITICAL: DOWN, HIGH: "#f97316", MEDIUM: ACCENT, LOW: MUTED}
+SEVERITY_COLOR = {CRITICAL: DOWN, HIGH: ORANGE, MEDIUM: ACCENT, LOW: MUTED}
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, sans-serif"
+
+
+def fill(color: str, alpha: float) -> str:
+    """A translucent ``rgba(...)`` of a ``#rrggbb`` theme colour (area fills, cell backgrounds)."""
+    r, g, b = (int(color[i:i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({r},{g},{b},{alpha:g})"
 
 
 def base_layout(**overrides) -> dict:

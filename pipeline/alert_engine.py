@@ -26,6 +26,7 @@ import redis
 from confluent_kafka import Consumer, KafkaError, KafkaException
 
 from pipeline import kafka_io, speed_layer
+from pipeline.alert_types import CRITICAL, HIGH
 from pipeline.breaker import BreakerPolicy
 from pipeline.breaker_board import BreakerBoard
 from pipeline.dedup import DEFAULT_TTLS, DedupPolicy
@@ -40,7 +41,7 @@ from pipeline.webhooks import check_url, redact_url, secret_key
 
 logger = logging.getLogger(__name__)
 alert_log = logging.getLogger("stockit.alerts")
-ROUTED_SEVERITIES = ("CRITICAL", "HIGH")
+ROUTED_SEVERITIES = (CRITICAL, HIGH)
 
 # SET NX with GET answers atomically "who owns this window": nil means we opened it.
 _CLAIM = "return redis.call('SET', KEYS[1], ARGV[1], 'NX', 'GET', 'PX', ARGV[2])"

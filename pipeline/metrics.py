@@ -12,6 +12,7 @@ import logging
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from pipeline.alert_types import ALERT_TYPES, SEVERITY_BY_TYPE
+from pipeline.breaker import STATES
 from pipeline.events import INVALID_KINDS
 
 logger = logging.getLogger(__name__)
@@ -114,7 +115,7 @@ class AlertEngineMetrics:
             self.deduped.labels(alert_type).inc(0)
         for outcome in WEBHOOK_OUTCOMES:
             self.webhooks.labels(outcome).inc(0)
-        for state in ("CLOSED", "HALF_OPEN", "OPEN"):
+        for state in STATES:
             self.transitions.labels(state).inc(0)
 
 

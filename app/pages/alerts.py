@@ -13,17 +13,14 @@ from app.auth import current_principal, requires
 from app.guard import guarded
 from app.services import current
 from components import theme
-from components.alerts import alert_table_columns, alert_table_rows, alerts_csv, breaker_panel
+from components.alerts import (SEVERITY_OPTIONS, TYPE_OPTIONS, alert_table_columns, alert_table_rows,
+                               alerts_csv, breaker_panel, severity_cell_styles)
 from components.format import fmt_time
 from app import market
 from pipeline.breaker import BreakerPolicy
 
 dash.register_page(__name__, path="/alerts", name="Alerts", title="Stock-IT · Alerts", order=3)
 
-SEVERITIES = [{"label": "Critical", "value": "CRITICAL"}, {"label": "High", "value": "HIGH"},
-              {"label": "Medium", "value": "MEDIUM"}]
-TYPES = [{"label": "Circuit breaker", "value": "CIRCUIT_BREAKER"}, {"label": "Price spike", "value": "PRICE_SPIKE"},
-         {"label": "Volume spike", "value": "VOLUME_SPIKE"}]
 LIMIT = 500
 FILTERS = (Input(ids.AL_SEVERITY, "value"), Input(ids.AL_TYPE, "value"), Input(ids.AL_SYMBOL, "value"),
            Input(ids.AL_UNACKED, "value"))
@@ -52,9 +49,9 @@ def layout(**_query) -> html.Div:
                  className="page-head"),
         html.Div([
             html.Div([html.Span("Severity", className="filter-label"),
-                      dbc.Checklist(id=ids.AL_SEVERITY, options=SEVERITIES, value=["CRITICAL", "HIGH", "MEDIUM"],
-                                    inline=True)]),
-            dcc.Dropdown(id=ids.AL_TYPE, options=TYPES, multi=True, placeholder="All types",
+                      dbc.Checklist(id=ids.AL_SEVERITY, options=SEVERITY_OPTIONS,
+                                    value=[o["value"] for o in SEVERITY_OPTIONS], inline=True)]),
+            dcc.Dropdown(id=ids.AL_TYPE, options=TYPE_OPTIONS, multi=True, placeholder="All types",
                          className="filter-dropdown"),
             dcc.Dropdown(id=ids.AL_SYMBOL, options=symbols, placeholder="All symbols", className="filter-dropdown"),
             dbc.Switch(id=ids.AL_UNACKED, label="Unacknowledged only", value=False),
@@ -73,12 +70,7 @@ def layout(**_query) -> html.Div:
                         "fontSize": "0.82rem", "padding": "5px 8px", "textAlign": "left",
                         "maxWidth": "380px", "overflow": "hidden", "textOverflow": "ellipsis"},
             style_data_conditional=[
-                {"if": {"filter_query": '{severity} = "Critical"', "column_id": "severity"}, "color": theme.DOWN,
-                 "fontWeight": 700},
-                {"if": {"filter_query": '{severity} = "High"', "column_id": "severity"}, "color": "#f97316",
-                 "fontWeight": 700},
-                {"if": {"filter_query": '{severity} = "Medium"', "column_id": "severity"}, "color": theme.ACCENT,
-                 "fontWeight": 700},
+                *severity_cell_styles(),
                 {"if": {"filter_query": '{ack} != ""'}, "color": theme.MUTED},
             ],
             tooltip_duration=None,

@@ -70,7 +70,7 @@ def test_scan002_sorting_and_filtering(page, market):
 
 
 def test_scan003_states_its_signal_rule(page, market):
-    from components.scanner import BUY_PCT, SELL_PCT
+    from app.market import BUY_PCT, SELL_PCT
 
     page.open("/scanner", "#sc-table")
     rule = page.wait(lambda: page.driver.find_element(By.ID, "sc-rule").text or None, what="signal rule")

@@ -7,8 +7,8 @@ import pytest
 import redis
 
 from app import create_app
+from app.market import pressure
 from app.openapi import openapi_document
-from components.scanner import pressure
 from pipeline import speed_layer
 from pipeline.events import iso
 from tests import market_data, sign_in

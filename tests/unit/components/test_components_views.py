@@ -6,7 +6,8 @@ import pytest
 
 from components.alerts import alert_feed, alert_table_rows, alerts_csv, breaker_panel, deviation_text
 from components.candles import anchored_vwap, candlestick_figure, merge_open_candle
-from components.format import fmt_pct, fmt_price, fmt_qty, fmt_time, price_decimals, to_epoch
+from components.format import (fmt_pct, fmt_price, fmt_qty, fmt_time, price_decimals, to_epoch, window_label,
+                               window_words)
 from components.tape import sparkline, trade_tape
 from components.whales import merge_whales, whale_card, whale_grid
 
@@ -25,6 +26,13 @@ def test_fmt002_quantities_percentages_times():
     assert fmt_time(0, with_date=True) == "1970-01-01 00:00:00"
     assert to_epoch("1970-01-01T00:01:00") == 60.0
     assert price_decimals(float("nan")) == 2
+
+
+@pytest.mark.parametrize("seconds, label, words", [(30, "30s", "30-second"), (60, "1m", "1-minute"),
+                                                   (300, "5m", "5-minute"), (900, "15m", "15-minute"),
+                                                   (90, "90s", "90-second"), (3600, "1h", "1-hour")])
+def test_fmt003_candle_sizes_as_traders_write_them(seconds, label, words):
+    assert window_label(seconds) == label and window_words(seconds) == words
 
 
 def candle(start, o, h, low, c, v, vwap):
