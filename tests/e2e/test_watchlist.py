@@ -115,8 +115,9 @@ def test_wtch005_banner_when_the_pipeline_stops(page, market, servers):
 def test_wtch006_live_alert_feed(page, market, servers):
     page.open("/")
     page.wait(lambda: len(page.driver.find_elements(By.CSS_SELECTOR, "#wl-feed .feed-item")) == 4, what="feed")
-    alert = Alert("e2e-feed-1", "PRICE_SPIKE", "HIGH", "GOOGL", 190.0, 178.0, 6.7, "t-feed", time.time(), "jump",
-                  "BUY", 3.0)
+    alert = Alert(alert_id="e2e-feed-1", alert_type="PRICE_SPIKE", severity="HIGH", symbol="GOOGL",
+                  price=190.0, reference=178.0, deviation=6.7, trade_id="t-feed", ts=time.time(),
+                  message="jump", side="BUY", quantity=3.0)
     market_data.publish_alert(servers, alert, history=False)
     page.wait(lambda: "GOOGL" in page.driver.find_element(By.CSS_SELECTOR, "#wl-feed .feed-item").text, 5,
               "new alert on top of the feed")

@@ -35,8 +35,9 @@ def test_whal002_new_spike_appears_live_on_top(page, market, servers):
     page.wait(lambda: len(cards(page)) == 2, what="whale cards")
     page.js("window.__sameDocument = true;")
     time.sleep(1.5)  # the WebSocket is connected
-    alert = Alert("e2e-whale-1", "VOLUME_SPIKE", "MEDIUM", "ETH-USD", 3390.0, 2.0, 12.3, "t-whale", time.time(),
-                  "whale", "SELL", 24.6)
+    alert = Alert(alert_id="e2e-whale-1", alert_type="VOLUME_SPIKE", severity="MEDIUM", symbol="ETH-USD",
+                  price=3390.0, reference=2.0, deviation=12.3, trade_id="t-whale", ts=time.time(),
+                  message="whale", side="SELL", quantity=24.6)
     market_data.publish_alert(servers, alert, history=False)
     page.wait(lambda: cards(page)[0].find_element(By.CSS_SELECTOR, ".whale-symbol").text == "ETH-USD", 5,
               "live card first")

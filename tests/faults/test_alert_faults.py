@@ -25,8 +25,9 @@ def routed_alerts(n: int, tag: str) -> list[Alert]:
     for i in range(n):
         kind, severity = ("CIRCUIT_BREAKER", "CRITICAL") if i % 2 else ("PRICE_SPIKE", "HIGH")
         symbol, trade_id = f"F{tag}{i:03d}", f"{tag}-t{i}"
-        out.append(Alert(alert_id_for(trade_id, kind), kind, severity, symbol, 100.0 + i, 90.0, 11.1,
-                         trade_id, T0 + i, f"{kind} on {symbol}", "BUY", 10.0))
+        out.append(Alert(alert_id=alert_id_for(trade_id, kind), alert_type=kind, severity=severity,
+                         symbol=symbol, price=100.0 + i, reference=90.0, deviation=11.1, trade_id=trade_id,
+                         ts=T0 + i, message=f"{kind} on {symbol}", side="BUY", quantity=10.0))
     return out
 
 

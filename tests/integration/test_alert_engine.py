@@ -28,8 +28,9 @@ SECRET = new_secret()
 
 def make_alert(trade_id: str, alert_type: str, symbol: str = "TSLA", at: float = T0) -> Alert:
     severity = {"CIRCUIT_BREAKER": "CRITICAL", "PRICE_SPIKE": "HIGH", "VOLUME_SPIKE": "MEDIUM"}[alert_type]
-    return Alert(alert_id_for(trade_id, alert_type), alert_type, severity, symbol, 250.0, 220.0, 13.6, trade_id,
-                 at, f"{alert_type} on {symbol}", "BUY", 10.0)
+    return Alert(alert_id=alert_id_for(trade_id, alert_type), alert_type=alert_type, severity=severity,
+                 symbol=symbol, price=250.0, reference=220.0, deviation=13.6, trade_id=trade_id, ts=at,
+                 message=f"{alert_type} on {symbol}", side="BUY", quantity=10.0)
 
 
 def publish(settings, *alerts: Alert) -> None:

@@ -80,8 +80,9 @@ def test_strm003_ws_alerts_snapshot_then_live_filtered(web, market, servers):
         assert snap["type"] == "snapshot"
         assert {a["alert_id"] for a in snap["alerts"]} == {a.alert_id for a in market.alerts}
         assert [a["alert_type"] for a in receive(critical)["alerts"]] == ["CIRCUIT_BREAKER"]
-        new = Alert("live-1", "VOLUME_SPIKE", "MEDIUM", "AAPL", 190.0, 2.0, 9.0, "t-live", time.time(), "whale",
-                    "SELL", 18.0)
+        new = Alert(alert_id="live-1", alert_type="VOLUME_SPIKE", severity="MEDIUM", symbol="AAPL",
+                    price=190.0, reference=2.0, deviation=9.0, trade_id="t-live", ts=time.time(),
+                    message="whale", side="SELL", quantity=18.0)
         market_data.publish_alert(servers, new, history=False)
         msg, _ = receive_until(every, lambda m: m["type"] == "alert")
         assert msg["alert"] == new.to_wire()

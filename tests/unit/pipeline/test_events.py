@@ -151,8 +151,9 @@ def test_evt007_candle_wire_round_trip_and_field_names():
        atype=st.sampled_from(["CIRCUIT_BREAKER", "PRICE_SPIKE", "VOLUME_SPIKE"]),
        message=st.text(max_size=60))
 def test_evt008_alert_wire_round_trip(us, price, ref, dev, qty, atype, message):
-    a = Alert(alert_id_for("t-9", atype), atype, "HIGH", "MSFT", price, ref, dev, "t-9", us / 1e6, message,
-              "SELL", qty)
+    a = Alert(alert_id=alert_id_for("t-9", atype), alert_type=atype, severity="HIGH", symbol="MSFT",
+              price=price, reference=ref, deviation=dev, trade_id="t-9", ts=us / 1e6, message=message,
+              side="SELL", quantity=qty)
     wire = json.loads(a.encode())
     assert "ts" not in wire and wire["timestamp"] == iso(us / 1e6)
     assert {"alert_id", "alert_type", "severity", "symbol", "price", "reference", "deviation", "trade_id",
