@@ -32,7 +32,7 @@ class HistoryReader(Pool):
 
     def trades(self, symbol: Optional[str] = None, start: Optional[float] = None, end: Optional[float] = None,
                limit: int = 100) -> list[dict]:
-        """Trades newest first."""
+        """Trades newest first (by event time, then by id: one order however many share a time)."""
         with self.cursor() as cur:
             cur.execute("""
                 SELECT trade_id, symbol, price, quantity, side, exchange, trader_id, sequence, ts AS timestamp, late
@@ -40,7 +40,8 @@ class HistoryReader(Pool):
                 WHERE (%s::text IS NULL OR symbol = %s)
                   AND (%s::float8 IS NULL OR ts >= to_timestamp(%s))
                   AND (%s::float8 IS NULL OR ts < to_timestamp(%s))
-                ORDER BY ts DESC LIMIT %s""", (symbol, symbol, start, start, end, end, limit))
+                ORDER BY ts DESC, trade_id COLLATE "C" DESC LIMIT %s""",
+                        (symbol, symbol, start, start, end, end, limit))
             rows = cur.fetchall()
         for r in rows:
             r["timestamp"] = iso(r["timestamp"])

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import csv
-import time
 from pathlib import Path
 
 import psycopg2
@@ -80,9 +79,12 @@ def test_alrt004_csv_export(page, market):
     page.wait(lambda: len(rows(page)) == 4, what="4 alerts")
     page.driver.find_element(By.ID, "al-export").click()
     folder = Path(page.br.download_path)
-    files = page.wait(lambda: [f for f in folder.glob("*.csv")], 10, "downloaded CSV")
-    time.sleep(0.3)
-    with open(files[0], newline="") as f:
-        data = list(csv.DictReader(f))
+
+    def downloaded():  # Chrome writes a .crdownload and renames it when complete
+        files = list(folder.glob("*.csv"))
+        with open(files[0], newline="") as f:
+            return list(csv.DictReader(f))
+
+    data = page.wait(downloaded, 10, "the downloaded CSV")
     assert sorted(r["alert_id"] for r in data) == sorted(a.alert_id for a in market.alerts)
     assert {r["severity"] for r in data} == {"CRITICAL", "HIGH", "MEDIUM"}

@@ -37,7 +37,6 @@ def test_wtch001_loads_with_data_and_no_console_errors(page, market):
     page.wait(lambda: len(page.driver.find_elements(By.CSS_SELECTOR, "#wl-feed .feed-item")) == 4, what="feed")
     page.wait(lambda: page.driver.find_element(By.ID, "status-pill").text == "LIVE", what="LIVE pill")
     assert "banner-hidden" in page.driver.find_element(By.ID, "status-banner").get_attribute("class")
-    time.sleep(1.5)
     page.screenshot("watchlist")
     assert page.console_errors() == []
 
@@ -126,8 +125,7 @@ def test_wtch006_live_alert_feed(page, market, servers):
 def test_wtch007_reads_in_a_narrow_window(page, market):
     page.open("/")
     page.wait(lambda: last_cell(page, "AAPL").text != "—", what="prices")
-    page.viewport(400, 800)
-    time.sleep(0.5)
+    page.viewport(400, 800)  # returns once the page is laid out at that width
     assert page.js("return document.documentElement.scrollWidth") <= 401
     assert last_cell(page, "AAPL").is_displayed()
 

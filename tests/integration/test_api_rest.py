@@ -141,10 +141,14 @@ def test_api005_recent_trades_newest_first(client, market):
 def test_api006_trade_history_is_not_a_symbol_called_history(client, market):
     body = ok(client, "/api/v1/trades/history?limit=5", "TradeHistory")
     assert body["count"] == 5 and body["symbol"] is None
-    newest = max((t for ts in market.trades.values() for t in ts), key=lambda t: t.ts)
+    # Newest first: by time as PostgreSQL keeps it (microseconds), then by id (its byte order, as Python's).
+    newest = max((t for ts in market.trades.values() for t in ts), key=lambda t: (round(t.ts, 6), t.trade_id))
     assert body["trades"][0]["trade_id"] == newest.trade_id
     eur = market.trades["EUR-USD"]
-    start, end = eur[10].ts, eur[20].ts
+    assert eur[20].ts - eur[19].ts > 0.001  # (the seeded market) so the bound below lies clearly between them
+    # The exclusive end between trades 19 and 20: how PostgreSQL and Python round a time to microseconds
+    # may differ by one, which must not decide whether trade 20 is in range.
+    start, end = eur[10].ts, (eur[19].ts + eur[20].ts) / 2
     ranged = ok(client, f"/api/v1/trades/history?symbol=eur-usd&start={start}&end={iso(end)}&limit=100",
                 "TradeHistory")
     assert [t["trade_id"] for t in ranged["trades"]] == [t.trade_id for t in reversed(eur[10:20])]
