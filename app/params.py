@@ -40,14 +40,20 @@ def optional_symbol(args: Mapping[str, str], name: str = "symbol") -> Optional[s
     return None if raw is None or raw == "" else symbol(raw, name)
 
 
+def _whole_number(raw: str) -> Optional[int]:
+    try:
+        return int(raw)
+    except ValueError:
+        return None
+
+
 def integer(args: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
     raw = args.get(name)
     if raw is None or raw == "":
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise BadParameter(name, f"{raw!r} is not a whole number") from None
+    value = _whole_number(raw)
+    if value is None:
+        raise BadParameter(name, f"{raw!r} is not a whole number")
     if not lo <= value <= hi:
         raise BadParameter(name, f"must be between {lo} and {hi}, got {value}")
     return value
@@ -58,10 +64,7 @@ def choice(args: Mapping[str, str], name: str, default: int, allowed: Iterable[i
     raw = args.get(name)
     if raw is None or raw == "":
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        value = None
+    value = _whole_number(raw)
     if value not in allowed:
         raise BadParameter(name, f"must be one of {', '.join(map(str, allowed))}, got {raw!r}")
     return value

@@ -1,7 +1,8 @@
 """Prometheus metrics of every Stock-IT worker, declared in one place.
 
-Each worker serves its own registry on its metrics port (SPEC §5: 8001 producer, 8002 processor,
-8003 alert engine; the web app serves ``/metrics`` on its own port).  Labelled counters are
+Each worker serves its own registry on its metrics port (``STOCKIT_PRODUCER_METRICS_PORT`` 8001,
+``STOCKIT_PROCESSOR_METRICS_PORT`` 8002, ``STOCKIT_ALERT_METRICS_PORT`` 8003; the web app serves
+``/metrics`` on its own port).  Labelled counters are
 initialised for their known label values at start-up so dashboards and alert rules have a series
 (at zero) before the first event.
 """

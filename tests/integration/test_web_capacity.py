@@ -1,4 +1,4 @@
-"""Streams cannot starve requests (issue 8): many sockets, several processes, clients that misbehave."""
+"""Streams cannot starve requests: many sockets, several processes, clients that misbehave."""
 from __future__ import annotations
 
 import asyncio
