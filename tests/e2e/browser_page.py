@@ -76,13 +76,11 @@ class Page:
         return self
 
     def viewport(self, width: int, height: int) -> None:
-        """Emulate a ``width`` x ``height`` window; returns once the page has laid itself out at that size."""
+        """Emulate a ``width`` x ``height`` window; returns once the page has that size."""
         self.driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
                                     {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False})
         self.wait(lambda: self.js("return innerWidth === arguments[0] && innerHeight === arguments[1]", width,
                                   height), 10, f"a {width}x{height} viewport")
-        self.driver.execute_async_script(  # two frames: the resize handlers ran and the page was painted
-            "var done = arguments[0]; requestAnimationFrame(function () { requestAnimationFrame(done); });")
 
     def wait_settled(self, timeout: float = 15.0) -> None:
         """Until no Dash callback is in flight and nothing on the page is animating."""

@@ -125,8 +125,8 @@ def test_wtch006_live_alert_feed(page, market, servers):
 def test_wtch007_reads_in_a_narrow_window(page, market):
     page.open("/")
     page.wait(lambda: last_cell(page, "AAPL").text != "—", what="prices")
-    page.viewport(400, 800)  # returns once the page is laid out at that width
-    assert page.js("return document.documentElement.scrollWidth") <= 401
+    page.viewport(400, 800)
+    page.wait(lambda: page.js("return document.documentElement.scrollWidth") <= 401, what="the page to fit 400 px")
     assert last_cell(page, "AAPL").is_displayed()
 
 
