@@ -43,6 +43,12 @@ delete callbacks.stored; delete callbacks.completed;
 var pending = Object.values(callbacks).reduce(function (n, list) { return n + list.length; }, 0);
 var moving = document.getAnimations().filter(function (a) { return a.playState === 'running'; }).length;
 return pending === 0 && moving === 0;"""
+# A component's property as the Dash renderer holds it (null when unset, undefined before the layout).
+PROP = """var state = window.store && window.store.getState();
+var path = state && state.paths && state.paths.strs && state.paths.strs[arguments[0]];
+if (!path) { return undefined; }
+var node = path.reduce(function (at, key) { return at && at[key]; }, state.layout);
+return node && node.props && node.props[arguments[1]] !== undefined ? node.props[arguments[1]] : null;"""
 STREAM_READY = """var path = arguments[0];
 return window.__sockets.some(function (s) {
   return s.url.indexOf(path) >= 0 && s.socket.readyState === 1 && s.messages > 0;
@@ -81,6 +87,10 @@ class Page:
                                     {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False})
         self.wait(lambda: self.js("return innerWidth === arguments[0] && innerHeight === arguments[1]", width,
                                   height), 10, f"a {width}x{height} viewport")
+
+    def prop(self, component_id: str, name: str):
+        """A property of a component as the page holds it now (``n_intervals`` of an Interval, ...)."""
+        return self.js(PROP, component_id, name)
 
     def wait_settled(self, timeout: float = 15.0) -> None:
         """Until no Dash callback is in flight and nothing on the page is animating."""

@@ -11,14 +11,18 @@ from selenium.webdriver.common.by import By
 pytestmark = pytest.mark.e2e
 
 
+# Every row of the table as {column: shown text}, read in one round trip to the browser.
+ROWS = """return Array.from(document.querySelectorAll('#al-table tbody tr')).map(function (tr) {
+  var cells = {};
+  tr.querySelectorAll('td[data-dash-column]').forEach(function (td) {
+    cells[td.getAttribute('data-dash-column')] = td.innerText.trim();
+  });
+  return cells;
+}).filter(function (cells) { return Object.keys(cells).length > 0; });"""
+
+
 def rows(page) -> list[dict]:
-    out = []
-    for tr in page.driver.find_elements(By.CSS_SELECTOR, "#al-table tbody tr"):
-        cells = {td.get_attribute("data-dash-column"): td.text for td in tr.find_elements(By.CSS_SELECTOR, "td")
-                 if td.get_attribute("data-dash-column")}
-        if cells:
-            out.append(cells)
-    return out
+    return page.js(ROWS)
 
 
 def symbols(page) -> list[str]:

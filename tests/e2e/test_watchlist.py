@@ -24,8 +24,8 @@ def test_wtch001_loads_with_data_and_no_console_errors(page, market):
     page.open("/")
     aapl = fmt_price(market.tickers["AAPL"]["price"])
     page.wait(lambda: last_cell(page, "AAPL").text == aapl, what="AAPL price")
-    for sym, t in market.tickers.items():
-        assert last_cell(page, sym).text == fmt_price(t["price"])
+    page.wait(lambda: all(last_cell(page, sym).text == fmt_price(t["price"]) for sym, t in market.tickers.items()),
+              what="every symbol's price")
     page.wait(lambda: page.js("var g = document.querySelector('#wl-chart .js-plotly-plot');"
                               "return g && g.data && g.data.length === 3 && g.data[0].type === 'candlestick';"),
               what="candlestick chart")
