@@ -1,5 +1,6 @@
-"""Market computations shared by the API and the pages: tickers, movers, breaker states, the simulated
-order book, buy/sell pressure, the change over a window and the scanner's signal.
+"""Market computations shared by the API and the pages: tickers, movers, breaker states, the candles a
+chart shows and their anchored VWAP, the simulated order book, buy/sell pressure, the change over a
+window and the scanner's signal.
 
 Pure: data in, plain values out; no Dash, no Redis, no SQL.  The views in ``components/`` draw what
 these compute.
@@ -15,7 +16,7 @@ from typing import Iterable, Mapping, Optional, Sequence
 import msgspec
 
 from pipeline.breaker import CLOSED, BreakerPolicy, BreakerState, advance
-from pipeline.events import iso
+from pipeline.events import iso, parse_iso
 
 logger = logging.getLogger(__name__)
 BUY, SELL, NEUTRAL = "BUY", "SELL", "NEUTRAL"
@@ -63,6 +64,33 @@ def breaker_view(raw: Mapping[str, dict], symbols: Iterable[str], now: float,
         out[sym] = {"symbol": sym, "state": b.state, "since": b.since or None, "trips": b.trips,
                     "since_iso": iso(b.since) if b.since else None, "last_alert_id": b.last_alert_id}
     return [out[s] for s in sorted(out)]
+
+
+# --- candles as the chart shows them ------------------------------------------------------------------------
+def merge_open_candle(candles: Sequence[dict], open_candle: Optional[dict]) -> list[dict]:
+    """Finalized candles (oldest first) plus the open one when it is newer than the last final one."""
+    out = list(candles)
+    if open_candle:
+        start = _epoch(open_candle["window_start"])
+        if not out or start > _epoch(out[-1]["window_start"]):
+            out.append(dict(open_candle, is_open=True))
+    return out
+
+
+def anchored_vwap(candles: Sequence[dict]) -> list[Optional[float]]:
+    """Running VWAP from the first candle shown: Σ(vwap·volume) / Σ volume up to each candle."""
+    pv = vol = 0.0
+    out: list[Optional[float]] = []
+    for c in candles:
+        pv += c["vwap"] * c["volume"]
+        vol += c["volume"]
+        out.append(pv / vol if vol else None)
+    return out
+
+
+def _epoch(value) -> float:
+    """A candle's time, epoch seconds or ISO-8601 (its wire form), as epoch seconds."""
+    return float(value) if isinstance(value, (int, float)) else parse_iso(value.replace("Z", "+00:00"))
 
 
 # --- the simulated order book (Stock-IT sees trades, not quotes) ----------------------------------------

@@ -1,5 +1,6 @@
 """Candlestick figure of one symbol: OHLC with an anchored VWAP line over volume bars, and the
-indicators the user switched on: Bollinger bands on the price panel, RSI and MACD panels below."""
+indicators the user switched on: Bollinger bands on the price panel, RSI and MACD panels below.
+The figures drawn come from ``app.market`` and ``pipeline.indicators``."""
 from __future__ import annotations
 
 from typing import Collection, Optional, Sequence
@@ -8,7 +9,8 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from components import theme
-from components.format import to_epoch, window_words
+from app.market import anchored_vwap
+from components.format import window_words
 from pipeline.indicators import bollinger, macd, rsi
 
 BOLLINGER, RSI, MACD = "bollinger", "rsi", "macd"
@@ -16,27 +18,6 @@ INDICATORS = {BOLLINGER: "Bollinger (20, 2σ)", RSI: "RSI (14)", MACD: "MACD (12
 INDICATOR_TOGGLES = {BOLLINGER: "BB", RSI: "RSI", MACD: "MACD"}  # short labels of the switches
 PANELS = (RSI, MACD)  # indicators drawn in a panel of their own, in this order
 RSI_LEVELS = (30.0, 70.0)
-
-
-def merge_open_candle(candles: Sequence[dict], open_candle: Optional[dict]) -> list[dict]:
-    """Finalized candles (oldest first) plus the open one when it is newer than the last final one."""
-    out = list(candles)
-    if open_candle:
-        start = to_epoch(open_candle["window_start"])
-        if not out or start > to_epoch(out[-1]["window_start"]):
-            out.append(dict(open_candle, is_open=True))
-    return out
-
-
-def anchored_vwap(candles: Sequence[dict]) -> list[Optional[float]]:
-    """Running VWAP from the first candle shown: Σ(vwap·volume) / Σ volume up to each candle."""
-    pv = vol = 0.0
-    out: list[Optional[float]] = []
-    for c in candles:
-        pv += c["vwap"] * c["volume"]
-        vol += c["volume"]
-        out.append(pv / vol if vol else None)
-    return out
 
 
 def x_range_change(relayout: Optional[dict]) -> Optional[list]:

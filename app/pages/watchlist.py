@@ -12,9 +12,8 @@ from app.guard import guarded
 from app.live_page import ws_url_function
 from app.services import current
 from components.alerts import alert_feed
-from components.candles import (INDICATOR_TOGGLES, INDICATORS, candlestick_figure, chart_box_class,
-                                merge_open_candle, x_range_change)
-from app.market import order_book
+from components.candles import INDICATOR_TOGGLES, INDICATORS, candlestick_figure, chart_box_class, x_range_change
+from app.market import merge_open_candle, order_book
 from components.format import fmt_pct, fmt_price, window_label
 from components.orderbook import order_book_table
 from components.tape import price_row, sparkline, trade_tape

@@ -1,10 +1,11 @@
-"""Market computations: ticker view, movers, breaker states, the simulated order book, pressure, change
-and the scanner's signal."""
+"""Market computations: ticker view, movers, breaker states, chart candles, the simulated order book,
+pressure, change and the scanner's signal."""
 import pytest
 from hypothesis import given, strategies as st
 
-from app.market import (BUY, NEUTRAL, SELL, breaker_view, change_over, dominant_side, movers, pressure,
-                        scanner_row, scanner_window, signal, simulate_order_book, tick_size, ticker_view, typical_size)
+from app.market import (BUY, NEUTRAL, SELL, anchored_vwap, breaker_view, change_over, dominant_side,
+                        merge_open_candle, movers, pressure, scanner_row, scanner_window, signal,
+                        simulate_order_book, tick_size, ticker_view, typical_size)
 from pipeline.breaker import BreakerPolicy
 
 
@@ -141,3 +142,21 @@ def test_scan006_scanner_window_is_five_minutes_or_the_nearest_configured(window
 def test_book007_typical_size_is_the_median_quantity():
     assert typical_size([]) == 1.0
     assert typical_size([{"quantity": q} for q in (3.0, 1.0, 2.0)]) == 2.0
+
+
+def candle(start, o, h, low, c, v, vwap):
+    return {"window_start": start, "open": o, "high": h, "low": low, "close": c, "volume": v, "vwap": vwap}
+
+
+def test_cndl001_open_candle_appended_only_when_newer():
+    final = [candle("2026-01-01T00:00:00Z", 1, 2, 1, 2, 10, 1.5)]
+    newer = candle("2026-01-01T00:01:00Z", 2, 3, 2, 3, 5, 2.5)
+    assert merge_open_candle(final, newer)[-1]["is_open"] is True
+    assert merge_open_candle(final, final[0]) == final
+    assert merge_open_candle(final, None) == final
+    assert len(merge_open_candle([], newer)) == 1
+
+
+def test_cndl002_anchored_vwap_weights_by_volume():
+    cs = [candle("a", 0, 0, 0, 0, 10, 100.0), candle("b", 0, 0, 0, 0, 30, 104.0), candle("c", 0, 0, 0, 0, 0, 1.0)]
+    assert anchored_vwap(cs) == [100.0, 103.0, 103.0]
