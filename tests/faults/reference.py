@@ -57,8 +57,9 @@ def as_on_topic(sent: list[Sent], messages: list[tuple[int, int, bytes, bytes]])
         copies = waiting.get((partition, key, value))
         assert copies, f"a record nobody sent is on the input topic: partition {partition} offset {offset}"
         out.append(dataclasses.replace(copies.popleft(), offset=offset))
-    missing = sum(len(q) for q in waiting.values())
-    assert not missing, f"{missing} acknowledged records are not on the input topic"
+    missing = [(s.partition, s.offset, s.trade.trade_id if s.trade else s.case)
+               for q in waiting.values() for s in q]
+    assert not missing, f"{len(missing)} acknowledged records are not on the input topic: {missing[:5]}"
     return out
 
 
