@@ -14,6 +14,8 @@ from flask import Blueprint, Flask, Response, current_app, request
 from werkzeug.exceptions import HTTPException
 
 from app import market, params
+from app.access import OPERATOR
+from app.auth import current_principal, requires
 from app.openapi import openapi_document
 from app.services import Services, Unavailable
 from components.orderbook import book_seed, simulate_order_book
@@ -24,7 +26,8 @@ from pipeline.events import SEVERITY_RANK, SEVERITY_BY_TYPE
 logger = logging.getLogger(__name__)
 api = Blueprint("api", __name__, url_prefix="/api/v1")
 WINDOWS = (60, 300, 900)
-SEVERITIES = tuple(sorted(SEVERITY_RANK, key=lambda s: -SEVERITY_RANK[s]))
+# The severities alerts have (not every rank: LOW is none of them).
+SEVERITIES = tuple(sorted(set(SEVERITY_BY_TYPE.values()), key=lambda s: -SEVERITY_RANK[s]))
 ALERT_TYPES = tuple(SEVERITY_BY_TYPE)
 
 
@@ -147,22 +150,24 @@ def alerts() -> Response:
 
 
 @api.post("/alerts/<alert_id>/ack")
+@requires(OPERATOR, "acknowledging alerts")
 def acknowledge(alert_id: str) -> Response:
+    """Acknowledged by whoever is signed in (or ``token:<name>``): there is no free-text author."""
     _args()
     if not alert_id or len(alert_id) > 128:
         raise params.BadParameter("alert_id", "must be 1 to 128 characters")
-    body = {}
     if request.data:
         try:
             body = orjson.loads(request.data)
         except orjson.JSONDecodeError:
             body = None
         if not isinstance(body, dict):
-            raise params.BadParameter("body", 'must be empty or a JSON object such as {"by": "alice"}')
-    by = body.get("by", "analyst")
-    if not isinstance(by, str) or not 1 <= len(by.strip()) <= 64:
-        raise params.BadParameter("by", "must be a name of 1 to 64 characters")
-    row = _services().history(lambda h: h.acknowledge(alert_id, by.strip()))
+            raise params.BadParameter("body", "must be empty or an empty JSON object")
+        if body:
+            raise params.BadParameter(sorted(body)[0], "unknown field: the acknowledgement is recorded under "
+                                                       "the signed-in user or API token")
+    by = current_principal().name
+    row = _services().history(lambda h: h.acknowledge(alert_id, by))
     if row is None:
         raise _NotFound(f"no alert with id {alert_id!r}")
     return json_response(row)
@@ -208,6 +213,10 @@ def health() -> Response:
     _args()
     svc = _services()
     status = svc.status(max_age=0.0)
+    healthy = status.redis and status.database is not False
+    overall = "ok" if healthy and status.state == "ok" else "degraded" if healthy else "down"
+    if current_principal() is None:  # open to anyone (load balancers, compose): the verdict, no details
+        return json_response({"status": overall}, 200 if healthy else 503)
     workers = {}
     if status.redis:
         for name in ("producer", "processor", "alert-engine"):
@@ -217,9 +226,7 @@ def health() -> Response:
                 beat = None
             workers[name] = {"alive": beat is not None,
                              "age_seconds": round(time.time() - beat["ts"], 3) if beat and "ts" in beat else None}
-    healthy = status.redis and status.database is not False
-    body = {"status": "ok" if healthy and status.state == "ok" else "degraded" if healthy else "down",
-            "pipeline": status.state, "message": status.message, "redis": status.redis,
+    body = {"status": overall, "pipeline": status.state, "message": status.message, "redis": status.redis,
             "database": bool(status.database), "last_trade_age_seconds": status.last_trade_age, "workers": workers,
             "database_unavailable_since": status.database_unavailable_since}
     return json_response(body, 200 if healthy else 503)

@@ -17,15 +17,23 @@ PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Stock-IT API</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <link rel="stylesheet" href="/docs/assets/swagger-ui.css">
-<style>body{margin:0;background:#fafafa} .topbar{display:none}
-.stockit-bar{background:#0b0f14;color:#d6dde6;padding:10px 20px;font:600 15px system-ui,sans-serif}
-.stockit-bar a{color:#f0b90b;text-decoration:none;margin-left:16px;font-weight:400}</style></head>
+<link rel="stylesheet" href="/docs/assets/stockit-docs.css"></head>
 <body><div class="stockit-bar">Stock-IT API <a href="/">← back to the app</a>
 <a href="/api/v1/openapi.json">openapi.json</a></div><div id="swagger-ui"></div>
 <script src="/docs/assets/swagger-ui-bundle.js"></script>
-<script>window.ui = SwaggerUIBundle({url: "/api/v1/openapi.json", dom_id: "#swagger-ui",
-  validatorUrl: null, deepLinking: true, tryItOutEnabled: true, displayRequestDuration: true});</script>
+<script src="/docs/assets/stockit-docs.js"></script>
 </body></html>"""
+# Served as files, not inline, so the Content-Security-Policy needs no 'unsafe-inline' for scripts.
+OWN_ASSETS = {
+    "stockit-docs.css": ("text/css", """body{margin:0;background:#fafafa} .topbar{display:none}
+.stockit-bar{background:#0b0f14;color:#d6dde6;padding:10px 20px;font:600 15px system-ui,sans-serif}
+.stockit-bar a{color:#f0b90b;text-decoration:none;margin-left:16px;font-weight:400}
+"""),
+    "stockit-docs.js": ("text/javascript", """window.ui = SwaggerUIBundle({url: "/api/v1/openapi.json",
+  dom_id: "#swagger-ui", validatorUrl: null, deepLinking: true, tryItOutEnabled: true,
+  displayRequestDuration: true, withCredentials: true});
+"""),
+}
 
 
 def _swagger_dir() -> Optional[Path]:
@@ -46,6 +54,9 @@ def page() -> Response:
 
 @docs.get("/docs/assets/<path:name>")
 def asset(name: str) -> Response:
+    if name in OWN_ASSETS:
+        mimetype, text = OWN_ASSETS[name]
+        return Response(text, mimetype=mimetype)
     folder = _swagger_dir()
     if folder is None or name not in ("swagger-ui.css", "swagger-ui-bundle.js"):
         abort(404)

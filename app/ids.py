@@ -6,6 +6,9 @@ STATUS_INTERVAL = "status-interval"
 STATUS_BANNER = "status-banner"
 STATUS_PILL = "status-pill"
 CLOCK = "clock"
+USER_NAME = "user-name"
+USER_ROLE = "user-role"
+SIGN_OUT = "sign-out"
 
 # --- watchlist -----------------------------------------------------------------------------------
 WL_WS_PRICES = "wl-ws-prices"
@@ -21,6 +24,9 @@ WL_TS = "wl-ts"          # pattern type: event time of the price shown (for late
 WL_PRICE_STORE = "wl-price-store"
 WL_CHART = "wl-chart"
 WL_CHART_DRAWN = "wl-chart-drawn"  # what the chart was last drawn for (symbol, window, empty or not)
+WL_INDICATORS = "wl-indicators"    # checklist of the chart's indicators (Bollinger, RSI, MACD)
+WL_CHART_BOX = "wl-chart-box"      # the chart's container: taller with indicator panels
+WL_CHART_RANGE = "wl-chart-range"  # the time range the user zoomed the chart to (None: whole)
 WL_CHART_TITLE = "wl-chart-title"
 WL_BOOK = "wl-book"
 WL_BOOK_FIG = "wl-book-fig"
@@ -36,6 +42,7 @@ SC_TABLE = "sc-table"
 SC_SIGNAL_FILTER = "sc-signal-filter"
 SC_INTERVAL = "sc-interval"
 SC_UPDATED = "sc-updated"
+SC_RULE = "sc-rule"  # the signal rule stated on the page
 
 # --- whales --------------------------------------------------------------------------------------
 WH_WS_ALERTS = "wh-ws-alerts"

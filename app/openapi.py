@@ -70,12 +70,13 @@ SCHEMAS = {
                      "since": _n(NUM), "trips": INT},
                     {"since_iso": _n(TIME), "last_alert_id": _n(STR)}),
     "Breakers": _obj({"count": INT, "open": INT, "breakers": _list("Breaker")}),
-    "Health": _obj({"status": {"type": "string", "enum": ["ok", "degraded", "down"]},
-                    "pipeline": {"type": "string", "enum": ["ok", "stale", "stopped", "down"]}, "message": STR,
-                    "redis": BOOL, "database": BOOL, "last_trade_age_seconds": _n(NUM),
-                    "workers": {"type": "object",
-                                "additionalProperties": _obj({"alive": BOOL, "age_seconds": _n(NUM)})},
-                    "database_unavailable_since": _n(TIME)}),
+    "Health": {**_obj({"status": {"type": "string", "enum": ["ok", "degraded", "down"]}},
+                      {"pipeline": {"type": "string", "enum": ["ok", "stale", "stopped", "down"]},
+                       "message": STR, "redis": BOOL, "database": BOOL, "last_trade_age_seconds": _n(NUM),
+                       "workers": {"type": "object",
+                                   "additionalProperties": _obj({"alive": BOOL, "age_seconds": _n(NUM)})},
+                       "database_unavailable_since": _n(TIME)}),
+               "description": "anonymous callers get the status only; signed-in callers every field"},
 }
 
 
@@ -103,12 +104,23 @@ ERR = {"content": {"application/json": {"schema": _ref("Error")}}}
 E400 = {"400": {"description": "a parameter is invalid; error.parameter names it", **ERR}}
 E404 = {"404": {"description": "unknown symbol or id", **ERR}}
 E503 = {"503": {"description": "Redis or PostgreSQL is unreachable", **ERR}}
+E401 = {"401": {"description": "not signed in: send the session cookie or Authorization: Bearer <API token>",
+                **ERR}}
+E403 = {"403": {"description": "the role may not do this (acknowledging needs operator or admin), or the "
+                               "request came from another site (Origin not allowed)", **ERR}}
+SECURITY_SCHEMES = {
+    "bearerAuth": {"type": "http", "scheme": "bearer",
+                   "description": "an API token from `stockit tokens create NAME --role ROLE` (shown once)"},
+    "cookieAuth": {"type": "apiKey", "in": "cookie", "name": "stockit_session",
+                   "description": "the session cookie set by signing in at /login"},
+}
+SIGNED_IN = [{"bearerAuth": []}, {"cookieAuth": []}]
 
 
 def _op(summary: str, schema: str, params: list, errors: dict, tag: str, description: str = "",
         method: str = "get") -> dict:
     op = {"summary": summary, "tags": [tag], "parameters": params,
-          "responses": {"200": _ok(schema, summary), **E400, **errors, **E503}}
+          "responses": {"200": _ok(schema, summary), **E400, **E401, **errors, **E503}}
     if description:
         op["description"] = description
     return {method: op}
@@ -149,9 +161,11 @@ PATHS = {
                     _limit(100, 1000, "alerts")], {}, "alerts"),
     "/alerts/{alert_id}/ack": {"post": {
         "summary": "Acknowledge an alert (idempotent: the first acknowledgement is kept)", "tags": ["alerts"],
+        "description": "Needs the operator or admin role. acknowledged_by records the signed-in user (or "
+                       "token:<name> for an API token); there is no request body.",
         "parameters": [_param("alert_id", "path", STR, "the alert's id")],
-        "requestBody": {"required": False, "content": {"application/json": {"schema": _obj({}, {"by": STR})}}},
-        "responses": {"200": _ok("Alert", "the acknowledged alert"), **E400, **E404, **E503}}},
+        "responses": {"200": _ok("Alert", "the acknowledged alert"),
+                      **E400, **E401, **E403, **E404, **E503}}},
     "/stats/movers": _op("Top gainers, losers and most active symbols", "Movers",
                          [_limit(5, 50, "symbols per list")], {}, "stats"),
     "/stats/summary": _op("Pipeline totals and status", "Summary", [], {}, "stats"),
@@ -164,9 +178,11 @@ PATHS = {
         "parameters": [_param("symbols", "query", STR, "comma-separated symbols to keep (default all)")],
         "responses": {"200": {"description": "an endless text/event-stream of `event: prices` messages whose "
                                              "data is {type, server_ts, live, prices: {symbol: ticker}}",
-                              "content": {"text/event-stream": {"schema": STR}}}}}},
+                              "content": {"text/event-stream": {"schema": STR}}}, **E401}}},
 }
 PATHS["/health"]["get"]["responses"]["503"] = _ok("Health", "Redis or PostgreSQL is unreachable")
+PATHS["/health"]["get"]["responses"].pop("401")
+PATHS["/health"]["get"]["security"] = [{}, *SIGNED_IN]  # open; details only for signed-in callers
 
 
 @functools.lru_cache(maxsize=1)
@@ -176,8 +192,11 @@ def openapi_document() -> dict:
         "info": {"title": "Stock-IT API", "version": "1.0.0",
                  "description": "Real-time prices, candles, trades, alerts and market state from the Stock-IT "
                                 "pipeline. Live streams (not described here): WebSocket /ws/prices, /ws/alerts, "
-                                "/ws/aggregates and Server-Sent Events /api/v1/stream/prices."},
+                                "/ws/aggregates and Server-Sent Events /api/v1/stream/prices. Every endpoint "
+                                "but /health needs a signed-in session or an API token; POST requests and "
+                                "WebSocket upgrades from another site's pages are refused (403)."},
         "servers": [{"url": "/api/v1"}],
+        "security": SIGNED_IN,
         "paths": PATHS,
-        "components": {"schemas": SCHEMAS},
+        "components": {"schemas": SCHEMAS, "securitySchemes": SECURITY_SCHEMES},
     }

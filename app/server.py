@@ -8,7 +8,7 @@ from typing import Optional
 from dash import Dash
 from flask import Flask
 
-from app import admission, api, layout, metrics, streams
+from app import admission, api, auth, layout, metrics, security_headers, streams
 from app.docs import docs
 from app.live import LiveHub
 from app.services import Services
@@ -45,5 +45,9 @@ def create_app(settings: Optional[Settings] = None) -> Flask:
     # a second app built in the same process (tests) must not take them first.
     with server.test_request_context("/"):
         dash_app._setup_server()
+        server.preprocess_request()  # Dash's page router registers its callbacks on the first request
+    # After Dash: every inline script of the page is known now, for the CSP hashes.
+    auth.init_app(server, settings, services)
+    security_headers.init_app(server, dash_app)
     server.extensions["dash"] = dash_app
     return server

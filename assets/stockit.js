@@ -1,4 +1,5 @@
-/* Stock-IT clientside callbacks: live prices from the WebSocket, flashes, stream reconnection. */
+/* Stock-IT clientside callbacks: live prices from the WebSocket, flashes, stream reconnection, and a
+   return to the sign-in page when the session has ended. */
 (function () {
   "use strict";
 
@@ -19,6 +20,20 @@
     if (v === null || v === undefined) { return "—"; }
     return (v > 0 ? "+" : "") + v.toFixed(2) + "%";
   }
+
+  /* A callback answered 401: the session has ended (signed out, expired, password changed). Reload through
+     the sign-in page, which brings the user back here. */
+  var plainFetch = window.fetch;
+  window.fetch = function (input) {
+    return plainFetch.apply(this, arguments).then(function (response) {
+      var url = typeof input === "string" ? input : (input && input.url) || "";
+      if (response.status === 401 && url.indexOf("/_dash-") !== -1) {
+        var here = window.location.pathname + window.location.search;
+        window.location.assign("/login?next=" + encodeURIComponent(here));
+      }
+      return response;
+    });
+  };
 
   function dirClass(v) { return v > 0 ? " up" : v < 0 ? " down" : ""; }
 

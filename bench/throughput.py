@@ -2,7 +2,8 @@
 
 Phase 1 (throughput): N simulated trades are published to a fresh raw-trades topic first; then one
 processor process is started and timed until its checkpoint in PostgreSQL covers every record
-(candles, rules, Redis and PostgreSQL done, offsets committed).  Phase 2 (latency): trades are
+(candles, rules, Redis and PostgreSQL done, offsets committed); its peak RSS until then is
+printed too (bench/rss.py).  Phase 2 (latency): trades are
 published live at a fixed rate, stamped at publication; a sampler reads each symbol's latest
 trade time from Redis and records now - timestamp whenever it changes.
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -22,7 +24,9 @@ import tempfile
 import threading
 import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Callable, Iterator
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -34,11 +38,16 @@ from pipeline import kafka_io, speed_layer  # noqa: E402
 from pipeline.migrations import migrate  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402
 from pipeline.simulator import MarketSimulator  # noqa: E402
+from pipeline.stack.servers import free_port  # noqa: E402
 from pipeline.stack.supervisor import start_servers  # noqa: E402
 
+from rss import PeakRss  # noqa: E402  (bench/rss.py)
 
-def publish(settings: Settings, n: int, rate: float = 0.0, stop: threading.Event | None = None) -> float:
-    """Publish n simulated trades (rate 0 = as fast as possible); returns seconds taken."""
+
+def publish(settings: Settings, n: int, rate: float = 0.0, stop: threading.Event | None = None,
+            event_time: Callable[[int], float] | None = None) -> float:
+    """Publish n simulated trades (rate 0 = as fast as possible), stamped ``event_time(i)`` for the i-th
+    (default: the clock at publication); returns seconds taken."""
     producer = kafka_io.make_producer(settings, **{"linger.ms": 20})
     sim = MarketSimulator(settings.symbol_list, seed=42, event_rate=0.001)
     start = time.time()
@@ -46,7 +55,7 @@ def publish(settings: Settings, n: int, rate: float = 0.0, stop: threading.Event
     while sent < n and not (stop and stop.is_set()):
         due = n if rate <= 0 else min(n, int((time.time() - start) * rate) + 1)
         while sent < due:
-            trade, _ = sim.next_trade(time.time())
+            trade, _ = sim.next_trade(event_time(sent) if event_time else time.time())
             try:
                 producer.produce(settings.topic_trades, trade.encode(), trade.symbol.encode())
                 sent += 1
@@ -81,6 +90,34 @@ def spawn_processor(settings: Settings, profile: bool) -> subprocess.Popen:
     return subprocess.Popen(cmd, env=env)
 
 
+@contextmanager
+def bench_servers(prefix: str = "stockit-bench-") -> Iterator[tuple[Settings, list]]:
+    """Settings naming the servers of the environment, or local ones started in a temp home (stopped
+    and removed afterwards; STOCKIT_BENCH_KEEP=1 keeps it), migrated; yields (settings, servers started)."""
+    home = tempfile.mkdtemp(prefix=prefix)
+    base = Settings.from_env(home=home, kafka_port=free_port(), redis_port=free_port(),
+                             postgres_port=free_port())
+    settings, servers = start_servers(base, out=lambda m: print(m, file=sys.stderr))
+    try:
+        migrate(settings.database_url)
+        yield settings, servers
+    finally:
+        for s in reversed(servers):
+            s.stop()
+        if not os.environ.get("STOCKIT_BENCH_KEEP"):
+            shutil.rmtree(home, ignore_errors=True)
+
+
+def fresh_topics(settings: Settings) -> Settings:
+    """Settings with new topics (created) and a new processor group, all named bench-*-<tag>."""
+    tag = uuid.uuid4().hex[:6]
+    settings = settings.replace(topic_trades=f"bench-trades-{tag}", topic_aggregates=f"bench-agg-{tag}",
+                                topic_alerts=f"bench-alerts-{tag}", topic_deadletter=f"bench-dlq-{tag}",
+                                processor_group=f"bench-{tag}")
+    kafka_io.ensure_topics(settings)
+    return settings
+
+
 def percentile(values: list[float], q: float) -> float:
     values = sorted(values)
     return values[min(len(values) - 1, int(q / 100 * len(values)))]
@@ -94,18 +131,8 @@ def main() -> int:
     ap.add_argument("--profile", action="store_true", help="run the processor under cProfile and print the top")
     args = ap.parse_args()
 
-    home = tempfile.mkdtemp(prefix="stockit-bench-")
-    from pipeline.stack.servers import free_port
-
-    base = Settings.from_env(home=home, kafka_port=free_port(), redis_port=free_port(), postgres_port=free_port())
-    settings, servers = start_servers(base, out=lambda m: print(m, file=sys.stderr))
-    try:
-        migrate(settings.database_url)
-        tag = uuid.uuid4().hex[:6]
-        settings = settings.replace(topic_trades=f"bench-trades-{tag}", topic_aggregates=f"bench-agg-{tag}",
-                                    topic_alerts=f"bench-alerts-{tag}", topic_deadletter=f"bench-dlq-{tag}",
-                                    processor_group=f"bench-{tag}")
-        kafka_io.ensure_topics(settings)
+    with bench_servers() as (settings, _):
+        settings = fresh_topics(settings)
         redis.Redis.from_url(settings.redis_url).flushdb()
 
         print(f"publishing {args.trades:,} trades ...", file=sys.stderr)
@@ -113,6 +140,7 @@ def main() -> int:
         print(f"  published in {secs:.1f}s ({args.trades / secs:,.0f}/s)", file=sys.stderr)
 
         proc = spawn_processor(settings, args.profile)
+        rss = PeakRss(proc.pid).start()
         t0 = time.monotonic()
         first = None
         while True:
@@ -125,6 +153,7 @@ def main() -> int:
                 raise SystemExit(f"processor exited with {proc.returncode}")
             time.sleep(0.05)
         elapsed = time.monotonic() - t0
+        rss.stop()
         # Steady-state rate: from the first checkpoint (start-up and group join excluded) to the last.
         steady = (args.trades - first[1]) / (time.monotonic() - first[0]) if first and first[1] < args.trades else 0
 
@@ -155,6 +184,7 @@ def main() -> int:
         print()
         print(f"throughput: {args.trades:,} trades in {elapsed:.2f}s = {args.trades / elapsed:,.0f} trades/s "
               f"(steady state after the first checkpoint: {steady:,.0f} trades/s)")
+        print(f"processor peak RSS during the throughput phase: {rss.peak_mb:,.0f} MiB")
         if samples:
             print(f"latency publication -> Redis at {args.rate:,.0f} trades/s: p50 {percentile(samples, 50) * 1000:.1f} ms, "
                   f"p99 {percentile(samples, 99) * 1000:.1f} ms, mean {statistics.mean(samples) * 1000:.1f} ms "
@@ -163,9 +193,6 @@ def main() -> int:
             import pstats
 
             pstats.Stats(str(Path(tempfile.gettempdir()) / "stockit-processor.prof")).sort_stats("tottime").print_stats(25)
-    finally:
-        for s in reversed(servers):
-            s.stop()
     return 0
 
 

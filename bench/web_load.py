@@ -10,7 +10,8 @@ own GIL does not queue requests), each after a warm-up, each bounded in time:
   the most the server answers per second, and the latency at that load.
 
     python bench/web_load.py                          # starts `stockit up` in a temp home
-    python bench/web_load.py --url http://127.0.0.1:8088 --rate 1000 --duration 30
+    STOCKIT_BENCH_USER=... STOCKIT_BENCH_PASSWORD=... \
+        python bench/web_load.py --url http://127.0.0.1:8088 --rate 1000 --duration 30
 
 Loopback only.  Goal (issue 3): >= 1,000 requests/s with p99 < 25 ms (the paced phase).
 """
@@ -29,11 +30,12 @@ from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from stack import running_stack  # noqa: E402
+from stack import running_stack, signed_in  # noqa: E402
+from tests.sign_in import cookie_header  # noqa: E402
 
 
 def client(url: str, path: str, threads: int, interval: float, start_at: float, stop_at: float, cap: int,
-           out: mp.Queue) -> None:
+           cookie: str, out: mp.Queue) -> None:
     """One client process: ``threads`` connections; ``interval`` > 0 paces each one. Puts (latencies_ms, errors)."""
     u = urlsplit(url)
     lat: list[float] = []
@@ -58,7 +60,7 @@ def client(url: str, path: str, threads: int, interval: float, start_at: float, 
             if t0 >= stop_perf:
                 break
             try:
-                conn.request("GET", path, headers={"Accept": "application/json"})
+                conn.request("GET", path, headers={"Accept": "application/json", "Cookie": cookie})
                 resp = conn.getresponse()
                 body = resp.read()
                 ok = resp.status == 200 and body[:1] == b"{"
@@ -94,7 +96,7 @@ def percentile(sorted_values: list[float], q: float) -> float:
 
 
 def run(url: str, path: str, connections: int, processes: int, duration: float, warmup: float, rate: float,
-        max_requests: int) -> dict:
+        max_requests: int, cookie: str) -> dict:
     """``rate`` 0 = closed loop (saturation), else the total offered requests per second."""
     ctx = mp.get_context("fork")
     out = ctx.Queue()
@@ -103,7 +105,7 @@ def run(url: str, path: str, connections: int, processes: int, duration: float, 
     per = [connections // processes + (1 if i < connections % processes else 0) for i in range(processes)]
     interval = connections / rate if rate else 0.0
     cap = max(1, max_requests // connections)
-    procs = [ctx.Process(target=client, args=(url, path, n, interval, start_at, stop_at, cap, out))
+    procs = [ctx.Process(target=client, args=(url, path, n, interval, start_at, stop_at, cap, cookie, out))
              for n in per if n]
     for p in procs:
         p.start()
@@ -123,13 +125,6 @@ def run(url: str, path: str, connections: int, processes: int, duration: float, 
             "mean_ms": round(statistics.fmean(lat), 2) if lat else None}
 
 
-def http_get(url: str) -> bytes:
-    import urllib.request
-
-    with urllib.request.urlopen(url, timeout=10) as r:
-        return r.read()
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--url", help="a running web app (loopback); default: start the whole stack here")
@@ -145,12 +140,14 @@ def main(argv=None) -> int:
     if not 0 < args.duration <= 600:
         ap.error("--duration must be in (0, 600] seconds")
     with running_stack(args.url, require_live=not args.any_state) as url:
-        before = json.loads(http_get(url + "/api/v1/health"))
-        symbols = json.loads(http_get(url + args.path)).get("count")
+        user = signed_in(url)  # every request carries this session, as a signed-in browser's would
+        cookie = cookie_header(user)
+        before = user.get(url + "/api/v1/health", timeout=10).json()
+        symbols = user.get(url + args.path, timeout=10).json().get("count")
         paced = run(url, args.path, args.connections, args.processes, args.duration, args.warmup, args.rate,
-                    args.max_requests)
+                    args.max_requests, cookie)
         saturation = run(url, args.path, args.connections, args.processes, args.duration, args.warmup, 0.0,
-                         args.max_requests)
+                         args.max_requests, cookie)
     goal = (paced["requests_per_s"] >= 0.99 * args.rate >= 990 and paced["p99_ms"] < 25
             and paced["errors"] == 0)
     print(json.dumps({"pipeline": before.get("pipeline"), "symbols_in_response": symbols, "paced": paced,

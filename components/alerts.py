@@ -8,9 +8,8 @@ from typing import Iterable, Sequence
 from dash import html
 
 from components.format import fmt_pct, fmt_price, fmt_qty, fmt_time
+from pipeline.alert_types import ALERT_KINDS, MULTIPLE, SEVERITY_LABEL, SIGMAS, TYPE_LABEL
 
-SEVERITY_LABEL = {"CRITICAL": "Critical", "HIGH": "High", "MEDIUM": "Medium", "LOW": "Low"}
-TYPE_LABEL = {"CIRCUIT_BREAKER": "Circuit breaker", "PRICE_SPIKE": "Price spike", "VOLUME_SPIKE": "Volume spike"}
 CSV_FIELDS = ("alert_id", "timestamp", "severity", "alert_type", "symbol", "price", "reference", "deviation",
               "side", "quantity", "message", "status", "delivery_status", "acknowledged", "acknowledged_at",
               "acknowledged_by")
@@ -22,9 +21,13 @@ def severity_badge(severity: str) -> html.Span:
 
 
 def deviation_text(alert: dict) -> str:
-    """'+7.31% vs avg' for price alerts, '4.2x avg size' for volume spikes."""
-    if alert["alert_type"] == "VOLUME_SPIKE":
+    """'+7.31% vs avg' for price alerts, '4.2x avg size' for volume spikes, '+8.4σ' for z-scores."""
+    kind = ALERT_KINDS.get(alert["alert_type"])
+    unit = kind.deviation_unit if kind else None
+    if unit == MULTIPLE:
         return f"{alert['deviation']:.1f}x avg size"
+    if unit == SIGMAS:
+        return f"{alert['deviation']:+.1f}σ"
     return f"{fmt_pct(alert['deviation'])} vs avg"
 
 

@@ -14,6 +14,12 @@ SELL_PCT = 45.0  # ... at or below which sellers dominate
 CHANGE_SECONDS = 300
 
 
+def signal_rule_text() -> str:
+    """The signal rule in words, as the scanner page states it."""
+    return (f"BUY: last > 5m VWAP, 5m change > 0, buyers ≥ {BUY_PCT:.0f}% of recent volume; SELL: the mirror "
+            f"(last < 5m VWAP, 5m change < 0, buyers ≤ {SELL_PCT:.0f}%); NEUTRAL otherwise.")
+
+
 def change_over(series: Sequence[Sequence[float]], seconds: float = CHANGE_SECONDS) -> Optional[float]:
     """Percent change from the price ``seconds`` before the newest point of ``[ts, price]`` (oldest first).
 

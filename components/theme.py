@@ -1,6 +1,8 @@
 """The dark trading theme shared by every figure: colours and a Plotly layout base."""
 from __future__ import annotations
 
+from pipeline.alert_types import CRITICAL, HIGH, LOW, MEDIUM
+
 UP = "#16c784"
 DOWN = "#ea3943"
 ACCENT = "#f0b90b"
@@ -10,7 +12,7 @@ MUTED = "#7d8b99"
 GRID = "#1d2733"
 PANEL = "#121821"
 BACKGROUND = "#0b0f14"
-SEVERITY_COLOR = {"CRITICAL": DOWN, "HIGH": "#f97316", "MEDIUM": ACCENT, "LOW": MUTED}
+SEVERITY_COLOR = {CRITICAL: DOWN, HIGH: "#f97316", MEDIUM: ACCENT, LOW: MUTED}
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, sans-serif"
 
 

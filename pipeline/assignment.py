@@ -15,15 +15,16 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor, TimeoutError as FutureTimeout
+from concurrent.futures import Future, ThreadPoolExecutor, TimeoutError as FutureTimeout, wait as futures_wait
 from typing import Callable, Iterable, Optional
 
 from pipeline import kafka_io
-from pipeline.checkpoint import CheckpointWriter, FlushResult, Outage, PartitionSlot, backoff
+from pipeline.checkpoint import MAX_BACKOFF, CheckpointWriter, FlushResult, PartitionSlot
 from pipeline.history.errors import TRANSIENT, classify
 from pipeline.history.writer import Claim, HistoryWriter
 from pipeline.idleness import CatchUp
 from pipeline.metrics import ProcessorMetrics
+from pipeline.outage import POSTGRES, Availability, retry_delay
 from pipeline.outbox import OutboxDrain
 from pipeline.partition_state import PartitionState
 from pipeline.rules import RuleBook
@@ -38,19 +39,19 @@ IDLE_FLUSH_AFTER = 0.5  # input stopped: checkpoint at most this long after the 
 class Assignment:
     """Owned partitions (``slots``) and the protocol that keeps their checkpoints."""
 
-    def __init__(self, settings: Settings, rules: RuleBook, metrics: ProcessorMetrics, outage: Outage,
-                 drain: OutboxDrain, clock: Callable[[], float] = time.time):
+    def __init__(self, settings: Settings, rules: RuleBook, metrics: ProcessorMetrics,
+                 availability: Availability, drain: OutboxDrain, clock: Callable[[], float] = time.time):
         self.s = settings
         self.rules = rules
         self.metrics = metrics
-        self.outage = outage
+        self.availability = availability
         self.drain = drain
         self.clock = clock
         self.slots: dict[int, PartitionSlot] = {}
         self.consumer: Optional[kafka_io.BatchConsumer] = None
         self.buffered = 0  # trades buffered since the last checkpoint was handed over
         self.stop = threading.Event()
-        self._writer = CheckpointWriter(settings, outage, self.stop)
+        self._writer = CheckpointWriter(settings, availability, self.stop)
         self._claims = HistoryWriter(settings.database_url, settings.db_timeout, "stockit-processor-claim")
         self._flusher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="flush")
         self._claimer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="claim")
@@ -64,6 +65,10 @@ class Assignment:
         self._probe = kafka_io.EndOffsets(settings, settings.topic_trades)
         self._probe_positions: dict[int, Optional[int]] = {}
         self._last_probe = 0.0
+
+    @property
+    def database_down_since(self) -> Optional[float]:
+        return self.availability.describe().get(POSTGRES)
 
     # --- rebalance hooks (called inside consume) ------------------------------------------------
     def on_assign(self, partitions: list[int]) -> dict:
@@ -117,16 +122,16 @@ class Assignment:
             self._waiting.discard(p)
             self.slots[p] = PartitionSlot(p, claim.epoch, state, claim.next_offset, CatchUp(PROBE_MAX_GAP))
             self.drain.own(p, claim.epoch)
-        self.outage.recovered()
+        self.availability.answered([POSTGRES])
         self._claim_failures = 0
         return {p: c for p, (c, _) in claims.items()}
 
     def _claim_failed(self, exc: BaseException) -> None:
         if classify(exc) != TRANSIENT:
             raise exc
-        self.outage.failed(exc)
+        self.availability.failed(POSTGRES, exc)
+        self._claim_retry_at = time.monotonic() + retry_delay(self._claim_failures, MAX_BACKOFF)
         self._claim_failures += 1
-        self._claim_retry_at = time.monotonic() + backoff(self._claim_failures)
 
     def _poll_claims(self) -> None:
         fut = self._claiming
@@ -157,15 +162,20 @@ class Assignment:
             raise RuntimeError("outbox delivery failed") from self.drain.failure
         self._complete()
         self._poll_claims()
-        mono = time.monotonic()
-        since = mono - self._last_flush
-        due = since >= self.s.flush_interval or self.buffered >= self.s.flush_rows or (idle and since >= IDLE_FLUSH_AFTER)
+        down = self.database_down_since is not None
+        if self.buffered >= self.s.flush_rows and self._inflight is not None and not down:
+            self._complete(wait=True)  # backpressure: the next checkpoint waits for the one in flight
+        since = time.monotonic() - self._last_flush
+        due = (since >= self.s.flush_interval or self.buffered >= self.s.flush_rows
+               or (idle and since >= IDLE_FLUSH_AFTER))
         if due and self._inflight is None:
             self.checkpoint()
-        pause = self.outage.since is not None or (self._inflight is not None and self.buffered >= self.s.flush_rows)
+        # The database is away: stop reading (memory stays bounded) until checkpoints complete again.
+        pause = self.database_down_since is not None or (
+            self._inflight is not None and self.buffered >= 2 * self.s.flush_rows)
         if pause != self._paused and self.slots:
             (self.consumer.pause if pause else self.consumer.resume)(list(self.slots))
-            logger.info("consumption %s", "paused: checkpoints are not completing" if pause else "resumed")
+            logger.info("consumption %s", "paused until checkpoints complete" if pause else "resumed")
         self._paused = pause
 
     def checkpoint(self, wait: bool = False) -> None:
@@ -181,16 +191,17 @@ class Assignment:
             self._complete(wait=True)
 
     def _complete(self, wait: bool = False) -> None:
+        """Apply the checkpoint in flight if it is done; ``wait`` for it while the database answers."""
         fut = self._inflight
         if fut is None:
             return
         if wait:
-            try:
-                fut.result(timeout=self.s.db_timeout * 2)
-            except FutureTimeout:
-                logger.warning("a checkpoint is still waiting for the database; fencing keeps it safe")
-                return
+            deadline = time.monotonic() + self.s.db_timeout * 2
+            while not fut.done() and self.database_down_since is None and time.monotonic() < deadline:
+                futures_wait([fut], timeout=0.2)
         if not fut.done():
+            if wait:
+                logger.warning("a checkpoint is still waiting for the database; fencing keeps it safe")
             return
         self._inflight = None
         self._applied(fut.result())
@@ -206,8 +217,8 @@ class Assignment:
         for p, epoch in result.refused.items():
             slot = self.slots.get(p)
             if slot is not None and slot.epoch == epoch:
-                logger.warning("partition %d now belongs to another processor (epoch %d superseded): dropping "
-                               "its state and buffered work", p, epoch)
+                logger.warning("partition %d now belongs to another processor (epoch %d superseded): "
+                               "dropping its state and buffered work", p, epoch)
                 self._forget([p], "fenced")
                 self.consumer.pause([p])
         m = self.metrics

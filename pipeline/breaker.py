@@ -1,9 +1,13 @@
 """Circuit-breaker state machine per symbol — pure logic, the clock is passed in.
 
-CLOSED -> OPEN on a CIRCUIT_BREAKER alert.  OPEN -> HALF_OPEN once ``open_seconds`` have passed.
-HALF_OPEN -> OPEN on a new breach (CIRCUIT_BREAKER); HALF_OPEN -> CLOSED once trading has been
-normal — no CIRCUIT_BREAKER or PRICE_SPIKE — for ``probation_seconds``.  A PRICE_SPIKE while
-HALF_OPEN restarts the probation.  A CIRCUIT_BREAKER while OPEN restarts the open period.
+Which alert types trip the breaker and which restart its probation is said once, in
+``pipeline.alert_types`` (TRIPS_BREAKER: CIRCUIT_BREAKER, TRADING_PAUSE; RESTARTS_PROBATION:
+PRICE_SPIKE, RETURN_OUTLIER, LIMIT_STATE).
+
+CLOSED -> OPEN on a tripping alert.  OPEN -> HALF_OPEN once ``open_seconds`` have passed.
+HALF_OPEN -> OPEN on a new breach (a tripping alert); HALF_OPEN -> CLOSED once trading has been
+normal — no tripping or probation alert — for ``probation_seconds``.  A probation alert while
+HALF_OPEN restarts the probation.  A tripping alert while OPEN restarts the open period.
 
 Time is the alerts' event time: the alert engine applies each alert at its own timestamp, so the
 same alerts give the same states however fast, late or often they are processed (a replay too).
@@ -17,6 +21,8 @@ from dataclasses import dataclass
 from typing import Optional
 
 import msgspec
+
+from pipeline.alert_types import RESTARTS_PROBATION, TRIPS_BREAKER
 
 CLOSED, HALF_OPEN, OPEN = "CLOSED", "HALF_OPEN", "OPEN"
 STATE_VALUE = {CLOSED: 0, HALF_OPEN: 1, OPEN: 2}
@@ -46,10 +52,10 @@ def on_alert(b: BreakerState, alert_type: str, alert_id: str, now: float, policy
     b = advance(b, now, policy)
     if alert_id == b.last_alert_id:
         return b
-    if alert_type == "CIRCUIT_BREAKER":
+    if alert_type in TRIPS_BREAKER:
         trips = b.trips + (b.state != OPEN)
         return BreakerState(b.symbol, OPEN, now, now, trips, alert_id)
-    if alert_type == "PRICE_SPIKE" and b.state == HALF_OPEN:
+    if alert_type in RESTARTS_PROBATION and b.state == HALF_OPEN:
         return replace_struct(b, last_event=now, last_alert_id=alert_id)
     return b
 

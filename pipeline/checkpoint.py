@@ -10,8 +10,9 @@ backwards.
 
 Errors are classified (``pipeline.history.errors``): rows PostgreSQL rejects for their data are
 isolated by splitting the batch under savepoints and dead-lettered with the database's message; a
-server that is away is retried with capped exponential backoff (shown by :class:`Outage`); anything
-else propagates and stops the processor.
+server that is away is retried with capped exponential backoff (``pipeline.outage``: one log line per
+change, "unavailable since" for the heartbeat and metrics); anything else propagates and stops the
+processor.
 """
 from __future__ import annotations
 
@@ -27,16 +28,12 @@ from pipeline.events import Alert, Candle, Trade, iso
 from pipeline.history.errors import DATA, TRANSIENT, classify, first_line
 from pipeline.history.writer import HistoryWriter
 from pipeline.idleness import CatchUp
+from pipeline.outage import POSTGRES, Availability, Stopped, retry_delay
 from pipeline.partition_state import PartitionState
 from pipeline.settings import Settings
 
 logger = logging.getLogger(__name__)
-MAX_BACKOFF = 30.0
-
-
-def backoff(attempt: int) -> float:
-    """Seconds before retry number ``attempt`` (1, 2, ...): 0.5 s doubling, capped."""
-    return min(MAX_BACKOFF, 0.5 * 2 ** min(attempt - 1, 10))
+MAX_BACKOFF = 30.0  # seconds between tries while the database is unavailable
 
 
 @dataclass(eq=False)
@@ -85,38 +82,14 @@ class FlushResult:
     rejected: int = 0  # rows PostgreSQL refused for their data, dead-lettered
 
 
-class Outage:
-    """Is PostgreSQL reachable?  Logged once per change of state; read by the heartbeat and metrics."""
-
-    def __init__(self, what: str = "database"):
-        self.what = what
-        self.since: Optional[float] = None
-        self.error = ""
-
-    def failed(self, exc: BaseException) -> None:
-        self.error = first_line(exc)
-        if self.since is None:
-            self.since = time.time()
-            logger.error("%s unavailable (%s): consumption paused, retrying with backoff", self.what, self.error)
-
-    def recovered(self) -> None:
-        if self.since is not None:
-            logger.info("%s available again after %.0f s", self.what, time.time() - self.since)
-            self.since, self.error = None, ""
-
-
-class Stopped(Exception):
-    """The processor is stopping: a flush still waiting for the database is abandoned (nothing written)."""
-
-
 class CheckpointWriter:
     """Runs flushes on the flusher thread: retries while the database is away, isolates bad rows."""
 
-    def __init__(self, settings: Settings, outage: Outage, stop: threading.Event,
+    def __init__(self, settings: Settings, availability: Availability, stop: threading.Event,
                  writer: Optional[HistoryWriter] = None):
         self.s = settings
         self.writer = writer or HistoryWriter(settings.database_url, settings.db_timeout)
-        self.outage = outage
+        self.availability = availability
         self.stop = stop
 
     def write(self, works: Sequence[PartitionWork]) -> FlushResult:
@@ -124,7 +97,7 @@ class CheckpointWriter:
         while True:
             try:
                 result = self._transaction(works, isolate)
-                self.outage.recovered()
+                self.availability.answered([POSTGRES])
                 return result
             except Exception as exc:  # noqa: BLE001 - classified below; FATAL re-raised
                 kind = classify(exc)
@@ -135,10 +108,10 @@ class CheckpointWriter:
                     continue
                 if kind != TRANSIENT:
                     raise
-                self.outage.failed(exc)
-                attempt += 1
-                if self.stop.wait(backoff(attempt)):
+                self.availability.failed(POSTGRES, exc)
+                if self.stop.wait(retry_delay(attempt, MAX_BACKOFF)):
                     raise Stopped() from exc
+                attempt += 1
 
     def _transaction(self, works: Sequence[PartitionWork], isolate: bool) -> FlushResult:
         s, w = self.s, self.writer
@@ -155,9 +128,11 @@ class CheckpointWriter:
             if isolate:
                 for x in mine:
                     bad = (_isolate(cur, lambda c, rows: w.insert_trades(c, rows, again=True), x.rows)
-                           + _isolate(cur, w.insert_candles, x.candles) + _isolate(cur, w.insert_alerts, x.alerts))
+                           + _isolate(cur, w.insert_candles, x.candles)
+                           + _isolate(cur, w.insert_alerts, x.alerts))
                     result.rejected += len(bad)
-                    x.deadletters = x.deadletters + [self._rejected(x.partition, item, why) for item, why in bad]
+                    x.deadletters = x.deadletters + [self._rejected(x.partition, item, why)
+                                                     for item, why in bad]
                     dropped = {id(item) for item, _ in bad}
                     x.candles = [c for c in x.candles if id(c) not in dropped]
                     x.alerts = [a for a in x.alerts if id(a) not in dropped]
@@ -173,7 +148,8 @@ class CheckpointWriter:
                     w.insert_alerts(cur, alerts)
             for x in mine:
                 outbox += [(x.partition, s.topic_deadletter, k, v) for k, v in x.deadletters]
-                outbox += [(x.partition, s.topic_aggregates, c.symbol.encode(), c.encode()) for c in x.candles]
+                outbox += [(x.partition, s.topic_aggregates, c.symbol.encode(), c.encode())
+                           for c in x.candles]
                 outbox += [(x.partition, s.topic_alerts, a.symbol.encode(), a.encode()) for a in x.alerts]
                 result.rows += len(x.rows)
                 result.candles += len(x.candles)
@@ -181,10 +157,10 @@ class CheckpointWriter:
             if outbox:
                 w.insert_outbox(cur, s.processor_group, s.topic_trades, outbox)
             for x in mine:
-                if not w.save_checkpoint(cur, s.processor_group, s.topic_trades, x.partition, x.epoch, x.next_offset,
-                                         x.state):
-                    raise RuntimeError(f"checkpoint of partition {x.partition} would move backwards to offset "
-                                       f"{x.next_offset}: refusing to write it")
+                if not w.save_checkpoint(cur, s.processor_group, s.topic_trades, x.partition, x.epoch,
+                                         x.next_offset, x.state):
+                    raise RuntimeError(f"checkpoint of partition {x.partition} would move backwards to "
+                                       f"offset {x.next_offset}: refusing to write it")
                 result.saved[x.partition] = (x.epoch, x.next_offset)
         return result
 
@@ -192,10 +168,12 @@ class CheckpointWriter:
         """The dead-letter message of a row the database refused."""
         source = {Trade: self.s.topic_trades, Candle: self.s.topic_aggregates, Alert: self.s.topic_alerts}
         record = item[0] if isinstance(item, tuple) else item
-        logger.warning("database rejected a %s of %s: %s", type(record).__name__.lower(), record.symbol, reason)
+        kind = type(record).__name__.lower()
+        logger.warning("database rejected a %s of %s: %s", kind, record.symbol, reason)
         return record.symbol.encode(), orjson.dumps({
-            "reason": f"database rejected: {reason}", "topic": source.get(type(record), ""), "partition": partition,
-            "key": record.symbol, "value": record.encode().decode("utf-8", "replace"), "failed_at": iso(time.time())})
+            "reason": f"database rejected: {reason}", "topic": source.get(type(record), ""),
+            "partition": partition, "key": record.symbol, "value": record.encode().decode("utf-8", "replace"),
+            "failed_at": iso(time.time())})
 
 
 def _isolate(cur, insert: Callable, items: list) -> list[tuple[object, str]]:

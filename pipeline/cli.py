@@ -8,6 +8,7 @@ import sys
 import threading
 from pathlib import Path
 
+from app import account_commands
 from pipeline.settings import Settings, SettingsError
 
 logger = logging.getLogger("stockit")
@@ -33,7 +34,7 @@ def cmd_up(s: Settings, args) -> int:
     from pipeline.alert_engine import check_settings
     from pipeline.stack.supervisor import WORKERS, up
 
-    check_settings(s)  # refuse a webhook configuration the alert engine would refuse, before starting anything
+    check_settings(s)  # a webhook setup the alert engine would refuse: refused before anything starts
     workers = tuple(w for w in WORKERS if not (args.no_web and w == "web"))
     if args.rate is not None:
         s = s.replace(trade_rate=args.rate)
@@ -128,8 +129,12 @@ def cmd_db(s: Settings, args) -> int:
 
     _require(s, "database_url")
     if args.action == "migrate":
+        from app.account_commands import first_admin
+
         applied = migrate(s.database_url)
         print(f"applied: {', '.join(applied)}" if applied else "database is up to date")
+        if first_admin(s, generate=False):
+            print(f"created the first admin user {s.admin_user!r} (password from STOCKIT_ADMIN_PASSWORD)")
     else:
         dropped = apply_retention(s.database_url, s.retention_days)
         print(f"retention {s.retention_days} days: dropped {dropped} trade partitions, old candles and alerts")
@@ -150,6 +155,20 @@ def cmd_config(s: Settings, args) -> int:
     width = max(len(r[0]) for r in rows)
     for env, value, doc in rows:
         print(f"{env:<{width}}  {value or '(unset)':<40}  # {doc}")
+    return 0
+
+
+def cmd_rules(s: Settings, args) -> int:
+    """Validate the rules configuration and show the rule set of each symbol."""
+    from pipeline.rulesets.config import RulesConfigError, rulebook_from_settings
+
+    try:
+        book = rulebook_from_settings(s)
+    except RulesConfigError as exc:
+        print(f"stockit: {exc}", file=sys.stderr)
+        return 2
+    for symbol, ruleset, rules in book.describe(args.symbols or s.symbol_list):
+        print(f"{symbol:<10} {ruleset:<16} {rules}")
     return 0
 
 
@@ -190,7 +209,11 @@ def build_parser() -> argparse.ArgumentParser:
     db.set_defaults(func=cmd_db)
 
     sub.add_parser("topics", help="create the Kafka topics").set_defaults(func=cmd_topics)
+    account_commands.add_parsers(sub)
     sub.add_parser("config", help="show the effective configuration (secrets masked)").set_defaults(func=cmd_config)
+    ru = sub.add_parser("rules", help="validate STOCKIT_RULES and show the rule set of each symbol")
+    ru.add_argument("symbols", nargs="*", help="symbols to show (default: STOCKIT_SYMBOLS)")
+    ru.set_defaults(func=cmd_rules)
     return p
 
 

@@ -1,7 +1,8 @@
 """Alert deduplication policy — pure logic; the Redis adapter stores what it decides.
 
-One alert per (alert_type, symbol) within a TTL window (CIRCUIT_BREAKER 300 s, PRICE_SPIKE 60 s,
-VOLUME_SPIKE 30 s by default).  The window's key holds the id of the alert that opened it, so an
+One alert per (alert_type, symbol) within a TTL window (defaults per type in
+``pipeline.alert_types``: CIRCUIT_BREAKER 300 s, PRICE_SPIKE 60 s, VOLUME_SPIKE 30 s, ...).
+The window's key holds the id of the alert that opened it, so an
 alert seen again after a restart is recognised as itself, not suppressed as its own duplicate.
 """
 from __future__ import annotations
@@ -9,7 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Mapping, Optional
 
-DEFAULT_TTLS = {"CIRCUIT_BREAKER": 300.0, "PRICE_SPIKE": 60.0, "VOLUME_SPIKE": 30.0}
+from pipeline.alert_types import DEDUP_SECONDS
+
+DEFAULT_TTLS = dict(DEDUP_SECONDS)
 FALLBACK_TTL = 60.0
 
 

@@ -14,6 +14,9 @@ from typing import Annotated, Literal, Optional
 
 import msgspec
 
+# The alert vocabulary lives in pipeline.alert_types; re-exported here for existing importers.
+from pipeline.alert_types import SEVERITY_BY_TYPE, SEVERITY_RANK  # noqa: F401
+
 UTC = timezone.utc
 SYMBOL_PATTERN = r"^[A-Z0-9][A-Z0-9._/\-]{0,23}$"
 MIN_TIMESTAMP = 0.0  # 1970-01-01: anything earlier is absurd
@@ -223,10 +226,6 @@ class Candle(msgspec.Struct, frozen=True, gc=False):
         return cls(**d)
 
 
-SEVERITY_BY_TYPE = {"CIRCUIT_BREAKER": "CRITICAL", "PRICE_SPIKE": "HIGH", "VOLUME_SPIKE": "MEDIUM"}
-SEVERITY_RANK = {"CRITICAL": 3, "HIGH": 2, "MEDIUM": 1, "LOW": 0}
-
-
 def alert_id_for(trade_id: str, alert_type: str) -> str:
     """Deterministic alert id: the same trade and type always give the same id."""
     return hashlib.sha1(f"{alert_type}|{trade_id}".encode()).hexdigest()[:24]
@@ -235,8 +234,9 @@ def alert_id_for(trade_id: str, alert_type: str) -> str:
 class Alert(msgspec.Struct, frozen=True, gc=False):
     """An anomaly found on one trade.
 
-    ``deviation`` is the percent move from the rolling average price for price alerts and the
-    multiple of the rolling average quantity for VOLUME_SPIKE; ``reference`` is that average.
+    ``deviation`` is measured in the unit its type declares (``alert_types.AlertKind.deviation_unit``):
+    percent from ``reference`` for price alerts, a multiple of a typical size for VOLUME_SPIKE, a
+    z-score for RETURN_OUTLIER; ``reference`` is the value it is measured against.
     """
 
     alert_id: str

@@ -78,7 +78,8 @@ def topic_specs(s: Settings) -> list[NewTopic]:
         # Marker of input partition p lives in partition p: one writer per partition, so a reader
         # that fenced that writer sees every committed marker (nothing waits behind another's txn).
         NewTopic(s.topic_outbox_progress, num_partitions=s.trade_partitions, replication_factor=1,
-                 config={"cleanup.policy": "compact", "segment.ms": "600000", "min.cleanable.dirty.ratio": "0.1"}),
+                 config={"cleanup.policy": "compact", "segment.ms": "600000",
+                         "min.cleanable.dirty.ratio": "0.1"}),
     ]
 
 
@@ -146,8 +147,10 @@ class Publisher:
 
     def produce(self, topic: str, value: Optional[bytes], key: Optional[bytes] = None,
                 on_delivery: Optional[Callable[[Optional[str], Message], None]] = None) -> None:
-        callback = None if on_delivery is None else (lambda err, msg: on_delivery(None if err is None else str(err), msg))
-        _produce(self.producer, topic, value, key, callback)
+        def report(err, msg) -> None:
+            on_delivery(None if err is None else str(err), msg)
+
+        _produce(self.producer, topic, value, key, None if on_delivery is None else report)
 
     def poll(self, timeout: float = 0.0) -> int:
         return self.producer.poll(timeout)
@@ -178,7 +181,8 @@ class TransactionalPublisher:
             raise TransactionFailed(f"init_transactions: {exc}") from exc
 
     def send(self, messages: Sequence[OutboxMessage], marker: tuple[str, int, bytes, bytes]) -> None:
-        """One transaction: ``messages`` (topic, key, value) then ``marker`` (topic, partition, key, value)."""
+        """One transaction: ``messages`` (topic, key, value), then ``marker`` (topic, partition, key,
+        value)."""
         try:
             self.producer.begin_transaction()
             for topic, key, value in messages:
@@ -217,7 +221,8 @@ class BatchConsumer:
         self.consumer = Consumer(consumer_config(settings, group_id, **extra))
         self._on_assign, self._on_revoke, self._on_lost = on_assign, on_revoke, on_lost
         self._logged: set = set()
-        self.consumer.subscribe([topic], on_assign=self._assigned, on_revoke=self._revoked, on_lost=self._lost)
+        self.consumer.subscribe([topic], on_assign=self._assigned, on_revoke=self._revoked,
+                                on_lost=self._lost)
 
     def _assigned(self, consumer: Consumer, tps: list[TopicPartition]) -> None:
         starts = self._on_assign([tp.partition for tp in tps]) if self._on_assign else {}
@@ -255,14 +260,24 @@ class BatchConsumer:
             logger.warning("consume error (logged once per kind): %s", err)
         return False
 
-    def commit(self, offsets: dict[int, int]) -> None:
-        """Commit next offsets asynchronously (Kafka's copy, for lag; the checkpoint rules)."""
-        if offsets:
-            try:
+    def commit(self, offsets: Optional[dict[int, int]] = None, wait: bool = False) -> None:
+        """Commit ``{partition: next offset}`` (None: the offsets stored as records were consumed, with
+        ``enable.auto.offset.store``); asynchronous unless ``wait``.  A failure is logged, not raised."""
+        if offsets is not None and not offsets:
+            return
+        try:
+            if offsets is None:
+                self.consumer.commit(asynchronous=not wait)
+            else:
                 self.consumer.commit(offsets=[TopicPartition(self.topic, p, o) for p, o in offsets.items()],
-                                     asynchronous=True)
-            except KafkaException as exc:
-                logger.warning("offset commit to Kafka failed: %s", exc)
+                                     asynchronous=not wait)
+        except KafkaException as exc:
+            logger.warning("offset commit to Kafka failed: %s", exc)
+
+    def lag(self) -> dict[int, int]:
+        """Records between the position and the (cached) end of each assigned partition."""
+        assigned = self.consumer.assignment()
+        return consumer_lag(self.consumer, assigned) if assigned else {}
 
     def pause(self, partitions: Iterable[int]) -> None:
         self._safely(self.consumer.pause, _tps(self.topic, partitions))
@@ -331,9 +346,9 @@ def read_last_value(settings: Settings, topic: str, partition: int, key: bytes, 
 
     Reads the last ``tail`` offsets first, the whole partition only when the key is not among them.
     Raises TimeoutError when the broker does not let the read finish within ``timeout``."""
-    c = Consumer({"bootstrap.servers": settings.kafka_bootstrap_servers, "group.id": f"marker-{uuid.uuid4().hex}",
-                  "enable.auto.commit": False, "isolation.level": "read_committed", "enable.partition.eof": True,
-                  "error_cb": _log_errors})
+    c = Consumer({"bootstrap.servers": settings.kafka_bootstrap_servers,
+                  "group.id": f"marker-{uuid.uuid4().hex}", "enable.auto.commit": False,
+                  "isolation.level": "read_committed", "enable.partition.eof": True, "error_cb": _log_errors})
     deadline = time.monotonic() + timeout
     try:
         low, high = c.get_watermark_offsets(TopicPartition(topic, partition), timeout=timeout, cached=False)

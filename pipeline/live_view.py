@@ -39,9 +39,10 @@ class LiveView:
         self._retry_at = 0.0
         self._beat_at = 0.0
 
-    def update(self, *, slots: dict[int, PartitionSlot], last_by_symbol: dict[str, tuple[Trade, PartitionSlot]],
-               tape: dict[str, list[Trade]], candles: list[Candle], alerts: list[Alert],
-               touched: Iterable[PartitionSlot], heartbeat: dict) -> None:
+    def update(self, *, slots: dict[int, PartitionSlot],
+               last_by_symbol: dict[str, tuple[Trade, PartitionSlot]], tape: dict[str, list[Trade]],
+               candles: list[Candle], alerts: list[Alert], touched: Iterable[PartitionSlot],
+               heartbeat: dict) -> None:
         for sym, trades in tape.items():
             kept = self.recent.get(sym)
             if kept is None:
@@ -79,7 +80,8 @@ class LiveView:
             if full and trades:
                 self.client.delete(*(trades_key(sym) for sym in trades))
             self.writer.write_batch(
-                tickers=tickers, trades={sym: [t.encode() for t in ts[-TRADES_KEPT:]] for sym, ts in trades.items()},
+                tickers=tickers,
+                trades={sym: [t.encode() for t in ts[-TRADES_KEPT:]] for sym, ts in trades.items()},
                 series=series, open_candles=open_candles, alerts=[a.encode() for a in alerts],
                 candles=[c.encode() for c in candles], summary=summary, heartbeat=heartbeat)
             self.metrics.redis_duration.observe(time.perf_counter() - t0)

@@ -11,14 +11,13 @@ import logging
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
+from pipeline.alert_types import ALERT_TYPES, SEVERITY_BY_TYPE
 from pipeline.events import INVALID_KINDS
 
 logger = logging.getLogger(__name__)
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 BATCH_BUCKETS = (1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000)
-ALERT_TYPES = ("PRICE_SPIKE", "CIRCUIT_BREAKER", "VOLUME_SPIKE")
-SEVERITIES = {"CIRCUIT_BREAKER": "CRITICAL", "PRICE_SPIKE": "HIGH", "VOLUME_SPIKE": "MEDIUM"}
 DEADLETTER_REASONS = (*INVALID_KINDS, "database_rejected")  # InvalidRecord.kind labels + rows refused
 WEBHOOK_OUTCOMES = ("delivered", "retried", "failed", "skipped")
 
@@ -72,7 +71,7 @@ class ProcessorMetrics:
         for reason in DEADLETTER_REASONS:
             self.deadletter.labels(reason).inc(0)
         for alert_type in ALERT_TYPES:
-            self.alerts.labels(alert_type, SEVERITIES[alert_type]).inc(0)
+            self.alerts.labels(alert_type, SEVERITY_BY_TYPE[alert_type]).inc(0)
 
 
 class AlertEngineMetrics:
@@ -95,8 +94,8 @@ class AlertEngineMetrics:
         self.dependency_up = Gauge("alertengine_dependency_up", "1 while the server answers, 0 while it is "
                                    "unavailable and the engine waits for it", ["server"], registry=r)
         self.dependency_down_since = Gauge("alertengine_dependency_unavailable_since_seconds",
-                                           "Unix time the server became unavailable (0: available)", ["server"],
-                                           registry=r)
+                                           "Unix time the server became unavailable (0: available)",
+                                           ["server"], registry=r)
         self.dependency_retries = Counter("alertengine_dependency_retries_total",
                                           "Operations retried because a server was unavailable", ["server"],
                                           registry=r)

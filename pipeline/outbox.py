@@ -148,7 +148,8 @@ class OutboxDrain:
     def _doubt(self, d: _PartitionDrain, exc: BaseException) -> None:
         """The last transaction's outcome is unknown: start over from the committed marker."""
         if not d.failures:
-            logger.warning("outbox of partition %d: %s; recovering from the committed marker", d.partition, exc)
+            logger.warning("outbox of partition %d: %s; recovering from the committed marker", d.partition,
+                           exc)
         d.failures += 1
         d.retry_at = time.monotonic() + min(10.0, 0.5 * 2 ** min(d.failures - 1, 5))
         d.reset()
@@ -175,8 +176,8 @@ class OutboxDrain:
                 return
             last = rows[-1][0]
             marker = Marker(group=group, topic=topic, partition=p, outbox_id=last, epoch=d.epoch)
-            d.publisher.send([(t, k, v) for _, t, k, v in rows],
-                             (s.topic_outbox_progress, p, marker_key(group, topic, p), msgspec.json.encode(marker)))
+            progress = (s.topic_outbox_progress, p, marker_key(group, topic, p), msgspec.json.encode(marker))
+            d.publisher.send([(t, k, v) for _, t, k, v in rows], progress)
             d.published = last
             self.metrics.outbox_published.inc(len(rows))
             self.store.delete_outbox(group, topic, p, last, d.epoch)
@@ -185,7 +186,7 @@ class OutboxDrain:
 
 
 def publish_unowned(settings: Settings, store: HistoryWriter) -> int:
-    """Rows left by a processor older than migration 003 (no source partition): published once, at least once."""
+    """Rows left by a processor older than migration 003 (no source partition): published at least once."""
     rows = store.unowned_outbox()
     if rows:
         logger.info("publishing %d outbox messages left by an older processor", len(rows))

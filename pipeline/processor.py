@@ -19,24 +19,17 @@ import orjson
 
 from pipeline import kafka_io, speed_layer
 from pipeline.assignment import Assignment
-from pipeline.checkpoint import Outage, PartitionSlot
+from pipeline.checkpoint import PartitionSlot
 from pipeline.events import Alert, Candle, InvalidRecord, Trade, iso
 from pipeline.live_view import LiveView
 from pipeline.metrics import ProcessorMetrics
+from pipeline.outage import Availability
 from pipeline.outbox import OutboxDrain, publish_unowned
 from pipeline.rules import RuleBook, RuleConfig
 from pipeline.settings import Settings
 from pipeline.speed_layer import TRADES_KEPT
 
 logger = logging.getLogger(__name__)
-
-
-def deadletter_kind(reason: str) -> str:
-    if reason.startswith("bad JSON"):
-        return "bad_json"
-    if "timestamp" in reason:
-        return "bad_timestamp"
-    return "invalid_field"
 
 
 def deadletter_record(msg: kafka_io.Message, reason: str) -> tuple[Optional[bytes], bytes]:
@@ -49,14 +42,15 @@ def deadletter_record(msg: kafka_io.Message, reason: str) -> tuple[Optional[byte
 
 
 def rulebook(s: Settings) -> RuleBook:
-    return RuleBook(RuleConfig(s.spike_pct, s.breaker_pct, s.volume_multiple, s.rolling_window, s.min_history),
-                    s.rule_override_map)
+    return RuleBook(RuleConfig(s.spike_pct, s.breaker_pct, s.volume_multiple, s.rolling_window,
+                               s.min_history), s.rule_override_map)
 
 
 class Batch:
     """What one consumed batch did, for Redis and the metrics."""
 
-    __slots__ = ("records", "valid", "late", "per_symbol", "last_by_symbol", "tape", "touched", "candles", "alerts")
+    __slots__ = ("records", "valid", "late", "per_symbol", "last_by_symbol", "tape", "touched", "candles",
+                 "alerts")
 
     def __init__(self, records: int):
         self.records = records
@@ -77,9 +71,10 @@ class Processor:
         self.s = settings
         self.metrics = metrics or ProcessorMetrics()
         self.clock = clock
-        self.outage = Outage("database")
+        self.availability = Availability()
         self.drain = OutboxDrain(settings, self.metrics)
-        self.partitions = Assignment(settings, rulebook(settings), self.metrics, self.outage, self.drain, clock)
+        self.partitions = Assignment(settings, rulebook(settings), self.metrics, self.availability,
+                                     self.drain, clock)
         self.live: Optional[LiveView] = None
         self.consumer: Optional[kafka_io.BatchConsumer] = None
         self.processed = 0
@@ -94,8 +89,9 @@ class Processor:
             logger.warning("outbox rows of an older processor not published yet: %s", exc)
         self.drain.start()
         p = self.partitions
-        self.consumer = p.consumer = kafka_io.BatchConsumer(s, s.processor_group, s.topic_trades, on_assign=p.on_assign,
-                                                            on_revoke=p.on_revoke, on_lost=p.on_lost)
+        self.consumer = p.consumer = kafka_io.BatchConsumer(s, s.processor_group, s.topic_trades,
+                                                            on_assign=p.on_assign, on_revoke=p.on_revoke,
+                                                            on_lost=p.on_lost)
 
     def close(self) -> None:
         """Checkpoint what is buffered, deliver the outbox, leave the group."""
@@ -114,8 +110,8 @@ class Processor:
             while not stop.is_set():
                 self.step()
         except Exception as exc:
-            logger.critical("processor stopping on an unexpected error, %s: %s (the checkpoint makes a restart "
-                            "safe)", type(exc).__name__, exc, exc_info=True)
+            logger.critical("processor stopping on an unexpected error, %s: %s (the checkpoint makes a "
+                            "restart safe)", type(exc).__name__, exc, exc_info=True)
             raise
         finally:
             self.close()
@@ -137,7 +133,8 @@ class Processor:
                 batch.candles += candles
                 batch.alerts += alerts
         self.live.update(slots=self.partitions.slots, last_by_symbol=batch.last_by_symbol, tape=batch.tape,
-                         candles=batch.candles, alerts=batch.alerts, touched=batch.touched, heartbeat=self._heartbeat())
+                         candles=batch.candles, alerts=batch.alerts, touched=batch.touched,
+                         heartbeat=self._heartbeat())
         self._observe(batch, started)
         self.partitions.buffered += batch.valid
         self.partitions.poll(idle=not msgs)
@@ -147,7 +144,7 @@ class Processor:
         """Decode each record and fold it into its partition's state (the per-trade hot path)."""
         b = Batch(len(msgs))
         slots = self.partitions.slots
-        max_future = self.s.max_future_seconds
+        max_future, max_bytes = self.s.max_future_seconds, self.s.max_record_bytes
         per_symbol, last_by_symbol, tape, touched = b.per_symbol, b.last_by_symbol, b.tape, b.touched
         for msg in msgs:
             slot = slots.get(msg.partition())
@@ -157,11 +154,11 @@ class Processor:
             slot.dirty = True
             touched.add(slot)
             try:
-                trade = Trade.decode(msg.value(), now, max_future)
+                trade = Trade.decode(msg.value(), now, max_future, max_bytes=max_bytes)
             except InvalidRecord as exc:
                 slot.state.counters["invalid"] += 1
                 slot.deadletters.append(deadletter_record(msg, exc.reason))
-                self.metrics.deadletter.labels(deadletter_kind(exc.reason)).inc()
+                self.metrics.deadletter.labels(exc.kind).inc()
                 continue
             fresh = slot.state.apply(trade)
             slot.rows.append((trade, not fresh))
@@ -183,7 +180,7 @@ class Processor:
 
     def _heartbeat(self) -> dict:
         return {"ts": self.clock(), "processed": self.processed, "partitions": sorted(self.partitions.slots),
-                "database_unavailable_since": self.outage.since, "database_error": self.outage.error or None}
+                "database_unavailable_since": self.partitions.database_down_since}
 
     def _observe(self, b: Batch, started: float) -> None:
         m = self.metrics
@@ -201,7 +198,7 @@ class Processor:
             m.candles.labels(str(c.window_seconds)).inc()
         for a in b.alerts:
             m.alerts.labels(a.alert_type, a.severity).inc()
-        since = self.outage.since
+        since = self.partitions.database_down_since
         m.db_available.set(0 if since else 1)
         m.db_unavailable_since.set(since or 0)
 

@@ -215,7 +215,7 @@ def replay(path: Path, settings: Settings, speed: Optional[float], stop: Optiona
                             f"(sent to {settings.topic_deadletter})")
                     record = {"reason": f"replay: {item.reason}", "kind": item.kind,
                               "source": printable(str(path), 200), "line": item.line, "value": item.raw}
-                    _produce(producer, settings.topic_deadletter, orjson.dumps(record))
+                    producer.produce(settings.topic_deadletter, orjson.dumps(record))
                     continue
                 if speed is not None:
                     if first_ts is None:
@@ -239,15 +239,6 @@ def replay(path: Path, settings: Settings, speed: Optional[float], stop: Optiona
         out("bad rows by kind: " + ", ".join(f"{k} {n}" for k, n in sorted(result.bad_by_kind.items())))
     result.seconds = time.monotonic() - started
     return result
-
-
-def _produce(producer, topic: str, value: bytes) -> None:
-    while True:
-        try:
-            producer.produce(topic, value)
-            return
-        except BufferError:  # the local queue is full: let deliveries drain it
-            producer.poll(0.05)
 
 
 def write_csv(trades: Iterable[Trade], path: Path, with_ids: bool = True) -> None:

@@ -24,6 +24,7 @@ class RollingSnapshot(msgspec.Struct, frozen=True):
     qty_sum: float
     since_exact: int
 
+
 _CANCELLATION = 2.0 ** 20  # removed value / remaining sum above which the remainder is recomputed
 
 
@@ -54,20 +55,25 @@ class RollingStats:
         return self.qty_sum / len(self.quantities)
 
     def add(self, price: float, quantity: float) -> None:
-        cancelled = False
+        # Each sum decides on its own, exactly as ``rulesets.window.RollingWindow`` does.
+        price_cancelled = qty_cancelled = False
         if len(self.prices) == self.size:
             old_price, old_qty = self.prices[0], self.quantities[0]
             self.price_sum -= old_price
             self.qty_sum -= old_qty
-            cancelled = (old_price > self.price_sum * _CANCELLATION or old_qty > self.qty_sum * _CANCELLATION)
+            price_cancelled = abs(old_price) > abs(self.price_sum) * _CANCELLATION
+            qty_cancelled = abs(old_qty) > abs(self.qty_sum) * _CANCELLATION
         self.prices.append(price)
         self.quantities.append(quantity)
         self.price_sum += price
         self.qty_sum += quantity
         self._since_exact += 1
-        if cancelled or self._since_exact >= self.size or self.price_sum < price or self.qty_sum < quantity:
+        periodic = self._since_exact >= self.size
+        if periodic or price_cancelled or self.price_sum < price:
             self.price_sum = math.fsum(self.prices)
+        if periodic or qty_cancelled or self.qty_sum < quantity:
             self.qty_sum = math.fsum(self.quantities)
+        if periodic:
             self._since_exact = 0
 
     def to_state(self) -> RollingSnapshot:

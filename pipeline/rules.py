@@ -2,7 +2,8 @@
 
 A trade is compared with the rolling statistics of the trades *before* it.  A move beyond the
 breaker threshold gives one CIRCUIT_BREAKER and no PRICE_SPIKE; the volume rule is independent.
-Thresholds are configurable globally, per asset class and per symbol (symbol wins).
+Thresholds are configurable globally, per asset class and per symbol (symbol wins).  The checks
+themselves live in ``pipeline.rulesets.deviation``, shared with the rule-set form of these rules.
 """
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Mapping
 
-from pipeline.events import Alert, Trade, alert_id_for
+from pipeline.events import Alert, Trade
 from pipeline.rolling import RollingStats
+from pipeline.rulesets.deviation import price_deviation_alert, volume_multiple_alert
 
 ASSET_CLASSES = {
     "crypto": ("BTC-USD", "ETH-USD", "SOL-USD"),
@@ -71,27 +73,10 @@ def evaluate(trade: Trade, stats: RollingStats, cfg: RuleConfig) -> list[Alert]:
     if len(stats) < cfg.min_history:
         return []
     alerts = []
-    ref_price = stats.mean_price
-    # A mean that is not positive is no reference: no move, no multiple (never a division by it).
-    dev_pct = (trade.price - ref_price) / ref_price * 100.0 if ref_price > 0 else 0.0
-    size = abs(dev_pct)
-    if size > cfg.breaker_pct:
-        alerts.append(_alert(trade, "CIRCUIT_BREAKER", "CRITICAL", ref_price, dev_pct,
-                             f"{trade.symbol} moved {dev_pct:+.2f}% from its rolling average "
-                             f"{ref_price:.4f} (breaker threshold {cfg.breaker_pct:g}%)"))
-    elif size > cfg.spike_pct:
-        alerts.append(_alert(trade, "PRICE_SPIKE", "HIGH", ref_price, dev_pct,
-                             f"{trade.symbol} price {trade.price:.4f} is {dev_pct:+.2f}% from its rolling "
-                             f"average {ref_price:.4f}"))
-    ref_qty = stats.mean_quantity
-    multiple = trade.quantity / ref_qty if ref_qty > 0 else 0.0
-    if multiple > cfg.volume_multiple:
-        alerts.append(_alert(trade, "VOLUME_SPIKE", "MEDIUM", ref_qty, multiple,
-                             f"{trade.symbol} {trade.side} {trade.quantity:g} is {multiple:.1f}x the average "
-                             f"size {ref_qty:.4g}"))
+    price_alert = price_deviation_alert(trade, stats.mean_price, cfg.spike_pct, cfg.breaker_pct)
+    if price_alert:
+        alerts.append(price_alert)
+    volume_alert = volume_multiple_alert(trade, stats.mean_quantity, cfg.volume_multiple)
+    if volume_alert:
+        alerts.append(volume_alert)
     return alerts
-
-
-def _alert(trade: Trade, alert_type: str, severity: str, reference: float, deviation: float, message: str) -> Alert:
-    return Alert(alert_id_for(trade.trade_id, alert_type), alert_type, severity, trade.symbol, trade.price,
-                 reference, deviation, trade.trade_id, trade.ts, message, trade.side, trade.quantity)

@@ -78,6 +78,8 @@ class Settings:
     min_history: int = _env("STOCKIT_MIN_HISTORY", 20, "trades seen before any alert")
     rule_overrides: str = _env("STOCKIT_RULE_OVERRIDES", "",
                                'JSON: {"crypto": {"spike_pct": 8}, "TSLA": {"volume_multiple": 4}}')
+    rules_config: str = _env("STOCKIT_RULES", "", "rule sets per asset class/symbol: a JSON or YAML file, or "
+                             "inline JSON (empty = the seed's three rules; see pipeline/rulesets/config.py)")
 
     # --- alert engine ------------------------------------------------------------------------
     dedup_ttls: str = _env("STOCKIT_DEDUP_TTLS", "CIRCUIT_BREAKER=300,PRICE_SPIKE=60,VOLUME_SPIKE=30",
@@ -87,8 +89,9 @@ class Settings:
                                             "HALF_OPEN -> CLOSED after this long without a price alert")
     webhook_urls: str = _env("STOCKIT_WEBHOOK_URLS", "", "comma-separated URLs for CRITICAL and HIGH alerts",
                              secret=True)
-    webhook_secret: str = _env("STOCKIT_WEBHOOK_SECRET", "", "Standard Webhooks signing key: whsec_ + base64 of "
-                               "24-64 random bytes (`stockit webhook-secret` makes one)", secret=True)
+    webhook_secret: str = _env("STOCKIT_WEBHOOK_SECRET", "",
+                               "Standard Webhooks signing key: whsec_ + base64 of 24-64 random bytes "
+                               "(`stockit webhook-secret` makes one)", secret=True)
     webhook_attempts: int = _env("STOCKIT_WEBHOOK_ATTEMPTS", 4, "tries per webhook delivery")
     webhook_backoff: float = _env("STOCKIT_WEBHOOK_BACKOFF", 0.5, "first retry delay, doubled each try")
     webhook_timeout: float = _env("STOCKIT_WEBHOOK_TIMEOUT", 5.0,
@@ -104,13 +107,32 @@ class Settings:
     web_host: str = _env("STOCKIT_WEB_HOST", "127.0.0.1", "address the web server binds")
     web_port: int = _env("STOCKIT_WEB_PORT", 8088, "port of the web app, REST API and streams")
     web_workers: int = _env("STOCKIT_WEB_WORKERS", 4, "web server threads per worker process")
-    metrics_host: str = _env("STOCKIT_METRICS_HOST", "0.0.0.0", "address the metrics endpoints bind")
+    metrics_host: str = _env("STOCKIT_METRICS_HOST", "127.0.0.1", "address the workers' metrics ports bind")
     producer_metrics_port: int = _env("STOCKIT_PRODUCER_METRICS_PORT", 8001, "producer /metrics port")
     processor_metrics_port: int = _env("STOCKIT_PROCESSOR_METRICS_PORT", 8002, "processor /metrics port")
     alert_metrics_port: int = _env("STOCKIT_ALERT_METRICS_PORT", 8003, "alert engine /metrics port")
     stale_after_seconds: float = _env("STOCKIT_STALE_AFTER_SECONDS", 10.0, "data older than this is shown stale")
     log_level: str = _env("STOCKIT_LOG_LEVEL", "INFO", "log level of every worker")
     log_format: str = _env("STOCKIT_LOG_FORMAT", "text", "text or json")
+
+    # --- sign-in and web security ------------------------------------------------------------
+    secret_key: str = _env("STOCKIT_SECRET_KEY", "", "signs session cookies (empty: generated once into "
+                           "STOCKIT_HOME/secret_key)", secret=True)
+    admin_user: str = _env("STOCKIT_ADMIN_USER", "admin", "name of the first admin, made on first start")
+    admin_password: str = _env("STOCKIT_ADMIN_PASSWORD", "", "the first admin's password (empty: `stockit "
+                               "up` generates one and prints it once)", secret=True)
+    cli_password: str = _env("STOCKIT_PASSWORD", "", "password for `stockit users add|passwd` in scripts "
+                             "(empty: stdin or a prompt)", secret=True)
+    allowed_origins: str = _env("STOCKIT_ALLOWED_ORIGINS", "", "other origins (scheme://host:port, comma-"
+                                "separated) allowed to post and open WebSockets")
+    cookie_secure: str = _env("STOCKIT_COOKIE_SECURE", "auto", "Secure session cookie: auto (when served "
+                              "over https), true or false")
+    session_hours: float = _env("STOCKIT_SESSION_HOURS", 12.0, "a session ends this long after signing in "
+                                "(hours)")
+    login_rate_limit: str = _env("STOCKIT_LOGIN_RATE_LIMIT", "10 per minute", "failed sign-ins allowed per "
+                                 "client address and per user name")
+    metrics_token: str = _env("STOCKIT_METRICS_TOKEN", "", "bearer token Prometheus may present to the web "
+                              "app's /metrics (and nothing else)", secret=True)
 
     # --- derived values ----------------------------------------------------------------------
     @property
@@ -155,6 +177,13 @@ class Settings:
     @property
     def webhook_url_list(self) -> list[str]:
         return [u.strip() for u in self.webhook_urls.split(",") if u.strip()]
+
+    @property
+    def cookie_secure_mode(self) -> str:
+        mode = self.cookie_secure.strip().lower()
+        if mode not in ("auto", "true", "false"):
+            raise SettingsError(f"STOCKIT_COOKIE_SECURE={self.cookie_secure!r}: use auto, true or false")
+        return mode
 
     @property
     def home_path(self) -> Path:

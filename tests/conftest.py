@@ -9,6 +9,7 @@ by clearing Redis and truncating the history tables (``clean_stores``).
 from __future__ import annotations
 
 import os
+import secrets
 import uuid
 
 import pytest
@@ -42,8 +43,10 @@ def servers(tmp_path_factory):
         db = env.get("DATABASE_URL") or started.append(PostgresServer(home, free_port()).start()) or started[-1].url
         migrate(db)
         STARTED_SERVERS.update({server.name: server for server in started})
+        # One session signing key for every web app of the session: a browser signed in to one of them
+        # (cookies ignore the port) is signed in to all, including one whose database is down.
         yield Settings.from_env({}, kafka_bootstrap_servers=kafka, redis_url=redis_url, database_url=db,
-                                home=str(home))
+                                home=str(home), secret_key=secrets.token_urlsafe(32))
     finally:
         STARTED_SERVERS.clear()
         for s in reversed(started):
@@ -54,6 +57,14 @@ def servers(tmp_path_factory):
 def local_servers(servers) -> dict:
     """The ``LocalServer`` objects this session started, by name; servers given by URL are not in it."""
     return dict(STARTED_SERVERS)
+
+
+@pytest.fixture(scope="session")
+def accounts(servers):
+    """A signed-up user per role (viewer, operator, admin): ``tests.sign_in.Account`` keyed by role."""
+    from tests.sign_in import create_accounts
+
+    return create_accounts(servers.database_url)
 
 
 @pytest.fixture

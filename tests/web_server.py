@@ -22,8 +22,17 @@ class WebServer:
         self.url = url
         self.proc = proc
         self.log = log
+        self.user: requests.Session | None = None  # the session of ``sign_in``
+
+    def sign_in(self, account) -> requests.Session:
+        """Sign in as ``account`` (tests.sign_in.Account); the session is kept as ``user``."""
+        from tests.sign_in import http_session
+
+        self.user = http_session(self.url, account)
+        return self.user
 
     def get(self, path: str, **kw) -> requests.Response:
+        """An anonymous GET."""
         return requests.get(self.url + path, timeout=10, **kw)
 
     def stop(self, timeout: float = 20.0) -> float:
@@ -46,7 +55,8 @@ def running_web(settings: Settings, log_dir: Path, **env_overrides: str) -> Iter
     port = free_port()
     env = dict(os.environ, REDIS_URL=settings.redis_url, DATABASE_URL=settings.database_url,
                STOCKIT_WEB_HOST="127.0.0.1", STOCKIT_WEB_PORT=str(port), STOCKIT_LOG_FORMAT="text",
-               PYTHONUNBUFFERED="1", **env_overrides)
+               STOCKIT_SECRET_KEY=settings.secret_key, STOCKIT_HOME=str(log_dir), PYTHONUNBUFFERED="1")
+    env.update(env_overrides)
     log = Path(log_dir) / f"web-{port}.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "app.web"], cwd=ROOT, env=env, stdout=out,
@@ -58,7 +68,7 @@ def running_web(settings: Settings, log_dir: Path, **env_overrides: str) -> Iter
             if proc.poll() is not None:
                 raise RuntimeError(f"web server exited with {proc.returncode}: {log.read_text()[-3000:]}")
             try:
-                requests.get(server.url + "/api/v1/openapi.json", timeout=2)
+                requests.get(server.url + "/api/v1/health", timeout=2)
                 break
             except requests.RequestException:
                 if time.monotonic() > deadline:

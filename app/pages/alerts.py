@@ -8,6 +8,8 @@ import dash_bootstrap_components as dbc
 from dash import Input, Output, State, callback, dash_table, dcc, html
 
 from app import ids
+from app.access import OPERATOR
+from app.auth import current_principal, requires
 from app.guard import guarded
 from app.services import current
 from components import theme
@@ -32,6 +34,15 @@ def query(severities, types, symbol, unacked) -> list[dict]:
                                                 types=types or [], symbol=symbol or None, limit=LIMIT))
 
 
+def _ack_button() -> dbc.Button:
+    """Operators and admins acknowledge; a viewer sees why the button is disabled."""
+    who = current_principal()
+    allowed = who is not None and who.may(OPERATOR)
+    return dbc.Button("Acknowledge selected", id=ids.AL_ACK, color="warning", size="sm", outline=True,
+                      disabled=not allowed,
+                      title="" if allowed else "Acknowledging needs the operator or admin role")
+
+
 def layout(**_query) -> html.Div:
     symbols = current().symbols()
     return html.Div([
@@ -47,7 +58,7 @@ def layout(**_query) -> html.Div:
                          className="filter-dropdown"),
             dcc.Dropdown(id=ids.AL_SYMBOL, options=symbols, placeholder="All symbols", className="filter-dropdown"),
             dbc.Switch(id=ids.AL_UNACKED, label="Unacknowledged only", value=False),
-            dbc.Button("Acknowledge selected", id=ids.AL_ACK, color="warning", size="sm", outline=True),
+            _ack_button(),
             dbc.Button("Export CSV", id=ids.AL_EXPORT, color="secondary", size="sm", outline=True),
             html.Span(id=ids.AL_ACK_RESULT, className="ack-result"),
         ], className="filters"),
@@ -92,13 +103,14 @@ def refresh(severities, types, symbol, unacked, _n, _ack, selected_ids):
 
 @callback(Output(ids.AL_ACK_RESULT, "children"), Input(ids.AL_ACK, "n_clicks"),
           State(ids.AL_TABLE, "selected_row_ids"), prevent_initial_call=True)
+@requires(OPERATOR, "acknowledging alerts")
 @guarded(lambda exc: "Could not acknowledge: the database cannot be reached.")
 def acknowledge(_clicks, selected_ids):
     if not selected_ids:
         return "Select alerts first (tick the boxes on the left)."
-    svc = current()
+    svc, by = current(), current_principal().name
     done = sum(1 for alert_id in selected_ids
-               if svc.history(lambda h, a=alert_id: h.acknowledge(a, "analyst")) is not None)
+               if svc.history(lambda h, a=alert_id: h.acknowledge(a, by)) is not None)
     return f"Acknowledged {done} alert{'s' if done != 1 else ''} at {fmt_time(time.time())} UTC."
 
 

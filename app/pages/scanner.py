@@ -11,7 +11,7 @@ from app.guard import guarded
 from app.services import current
 from components import theme
 from components.format import fmt_time
-from components.scanner import BUY_PCT, SELL_PCT, scanner_columns, scanner_row, scanner_styles
+from components.scanner import scanner_columns, scanner_row, scanner_styles, signal_rule_text
 
 dash.register_page(__name__, path="/scanner", name="Scanner", title="Stock-IT · Scanner", order=1)
 
@@ -34,9 +34,8 @@ def layout(**_query) -> html.Div:
             html.H1("Scanner", className="page-title"),
             dcc.RadioItems(id=ids.SC_SIGNAL_FILTER, options=SIGNALS, value="ALL", inline=True,
                            className="window-radio"),
-            html.Span(f"BUY: last > 5m VWAP, 5m change > 0, buyers ≥ {BUY_PCT:.0f}% of recent volume; SELL: the "
-                      f"mirror (≤ {SELL_PCT:.0f}%). Sort by a header; filter in the row below it (e.g. > 0).",
-                      className="hint"),
+            html.Span(f"Signal — {signal_rule_text()} Sort by a header; filter in the row below it "
+                      "(e.g. > 0).", id=ids.SC_RULE, className="hint"),
             html.Span(id=ids.SC_UPDATED, className="hint ms-auto num"),
         ], className="page-head"),
         html.Div(dash_table.DataTable(

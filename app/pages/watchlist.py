@@ -1,4 +1,5 @@
-"""Watchlist (/): live prices, candlestick chart with VWAP and volume, simulated book, tape, alert feed."""
+"""Watchlist (/): live prices, candlestick chart with VWAP, volume and switchable indicators (Bollinger,
+RSI, MACD), simulated book, tape, alert feed."""
 from __future__ import annotations
 
 import dash
@@ -11,7 +12,8 @@ from app.guard import guarded
 from app.live_page import ws_url_function
 from app.services import current
 from components.alerts import alert_feed
-from components.candles import candlestick_figure, merge_open_candle
+from components.candles import (INDICATOR_TOGGLES, INDICATORS, candlestick_figure, chart_box_class,
+                                merge_open_candle, x_range_change)
 from components.format import fmt_pct, fmt_price
 from components.orderbook import book_seed, order_book_table, simulate_order_book
 from components.tape import price_row, sparkline, trade_tape
@@ -20,6 +22,8 @@ dash.register_page(__name__, path="/", name="Watchlist", title="Stock-IT · Watc
 
 ROW_IDS = {"row": ids.WL_ROW, "last": ids.WL_LAST, "change": ids.WL_CHANGE, "spark": ids.WL_SPARK, "ts": ids.WL_TS}
 WINDOWS = [{"label": "1m", "value": 60}, {"label": "5m", "value": 300}, {"label": "15m", "value": 900}]
+INDICATOR_OPTIONS = [{"label": html.Span(label, title=INDICATORS[key]), "value": key}
+                     for key, label in INDICATOR_TOGGLES.items()]
 FEED_KEPT = 40
 GRAPH_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["lasso2d", "select2d"], "scrollZoom": True}
 
@@ -52,6 +56,7 @@ def layout(**_query) -> html.Div:
         dcc.Store(id=ids.WL_FEED_STORE, data=[]),
         dcc.Store(id=ids.WL_PRICE_STORE, data=symbols),
         dcc.Store(id=ids.WL_CHART_DRAWN),
+        dcc.Store(id=ids.WL_CHART_RANGE),
         html.Div([
             html.Div(html.Div([
                 html.H2("Watchlist", className="panel-title"),
@@ -70,10 +75,13 @@ def layout(**_query) -> html.Div:
                     html.Span(fmt_pct(head["change_pct"]) if head else "", id="wl-head-change",
                               className="head-change num"),
                     html.Div(className="spacer flex-grow-1"),
+                    dcc.Checklist(id=ids.WL_INDICATORS, options=INDICATOR_OPTIONS, value=[], inline=True,
+                                  persistence=True, persistence_type="memory", className="window-radio"),
                     dcc.RadioItems(id="wl-window", options=WINDOWS, value=60, inline=True, className="window-radio"),
                 ], className="chart-head"),
-                dcc.Graph(id=ids.WL_CHART, className="chart-graph", config=GRAPH_CONFIG,
-                          figure=candlestick_figure([], selected or "—")),
+                html.Div(dcc.Graph(id=ids.WL_CHART, className="chart-graph", config=GRAPH_CONFIG,
+                                   figure=candlestick_figure([], selected or "—")),
+                         id=ids.WL_CHART_BOX, className="chart-box"),
             ], className="panel"), className="col-12 col-lg-8"),
         ], className="row g-2 mb-2"),
         html.Div([
@@ -128,11 +136,15 @@ def mark_selected(selected, row_ids):
 
 
 # --- server-rendered panels ------------------------------------------------------------------------
+def _unchanged():
+    raise dash.exceptions.PreventUpdate
+
+
 @callback(Output({"type": ids.WL_SPARK, "symbol": ALL}, "children"),
           Output({"type": ids.WL_SPARK, "symbol": ALL}, "className"),
           Input(ids.WL_SLOW_INTERVAL, "n_intervals"), State({"type": ids.WL_SPARK, "symbol": ALL}, "id"),
           prevent_initial_call=True)
-@guarded(lambda exc: (dash.no_update, dash.no_update))
+@guarded(lambda exc: _unchanged())  # wildcard outputs take a list each, not no_update: prevent the update
 def refresh_sparklines(_n, spark_ids):
     symbols = [i["symbol"] for i in spark_ids]
     series = current().speed(lambda r: {s: r.series(s, 300) for s in symbols})
@@ -157,17 +169,21 @@ def add_new_symbols(_n, shown, selected):
     return _rows(symbols, prices, series, selected), symbols, symbols
 
 
-@callback(Output(ids.WL_CHART, "figure"), Output(ids.WL_CHART_DRAWN, "data"), Input(ids.WL_SYMBOL, "value"),
-          Input("wl-window", "value"), Input(ids.WL_FAST_INTERVAL, "n_intervals"), State(ids.WL_CHART_DRAWN, "data"))
-@guarded(lambda exc: (dash.no_update, dash.no_update))
-def refresh_chart(symbol, window, _n, drawn):
+@callback(Output(ids.WL_CHART, "figure"), Output(ids.WL_CHART_DRAWN, "data"),
+          Output(ids.WL_CHART_BOX, "className"), Input(ids.WL_SYMBOL, "value"), Input("wl-window", "value"),
+          Input(ids.WL_INDICATORS, "value"), Input(ids.WL_FAST_INTERVAL, "n_intervals"),
+          State(ids.WL_CHART_DRAWN, "data"), State(ids.WL_CHART_RANGE, "data"))
+@guarded(lambda exc: (dash.no_update, dash.no_update, dash.no_update))
+def refresh_chart(symbol, window, indicators, _n, drawn, zoomed):
     """Draw the chart when what it shows changes; on a refresh of the same chart replace only its traces.
 
     dcc.Graph keeps the user's zoom and pan in the figure's layout: a whole new figure every refresh
     would reset the view, so a refresh sends a ``Patch`` of ``data`` and leaves the layout alone.
+    Switching an indicator changes the panels, so it draws anew, carrying over the time range the
+    user zoomed to (the shared time axis is anchored on the bottom panel, which changes).
     """
     if not symbol:
-        return dash.no_update, dash.no_update
+        return dash.no_update, dash.no_update, dash.no_update
     svc = current()
     try:
         candles = svc.history(lambda h: h.candles(symbol, window, limit=120))
@@ -175,13 +191,30 @@ def refresh_chart(symbol, window, _n, drawn):
         candles = []
     open_candle = svc.speed(lambda r: r.open_candle(symbol, window))
     shown = merge_open_candle(candles, open_candle)
-    figure = candlestick_figure(shown, symbol, window, uirevision=f"{symbol}:{window}")
-    chart = f"{symbol}:{window}:{'candles' if shown else 'empty'}"
+    indicators = sorted(indicators or [])
+    chart = f"{symbol}:{window}:{'candles' if shown else 'empty'}:{','.join(indicators)}"
+    same_view = bool(drawn) and chart != drawn and drawn.rsplit(":", 1)[0] == chart.rsplit(":", 1)[0]
+    figure = candlestick_figure(shown, symbol, window, uirevision=f"{symbol}:{window}", indicators=indicators,
+                                x_range=_zoom_of(zoomed, f"{symbol}:{window}") if same_view else None)
     if chart != drawn:
-        return figure, chart
+        return figure, chart, chart_box_class(indicators)
     traces = Patch()
     traces["data"] = figure.to_dict()["data"]
-    return traces, dash.no_update
+    return traces, dash.no_update, dash.no_update
+
+
+def _zoom_of(zoomed, view: str):
+    return zoomed["range"] if zoomed and zoomed.get("view") == view else None
+
+
+@callback(Output(ids.WL_CHART_RANGE, "data"), Input(ids.WL_CHART, "relayoutData"),
+          State(ids.WL_SYMBOL, "value"), State("wl-window", "value"), prevent_initial_call=True)
+def remember_zoom(relayout, symbol, window):
+    """Keep the user's time range of this symbol and window apart from other relayout events."""
+    change = x_range_change(relayout)
+    if change is None:
+        return dash.no_update
+    return {"view": f"{symbol}:{window}", "range": change or None}
 
 
 @callback(Output(ids.WL_BOOK, "children"), Output(ids.WL_TAPE, "children"), Input(ids.WL_SYMBOL, "value"),

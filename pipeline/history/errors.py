@@ -11,10 +11,13 @@ import logging
 
 import psycopg2
 
+from pipeline.outage import POSTGRES, unavailable_server
+
 logger = logging.getLogger(__name__)
 
 DATA, TRANSIENT, FATAL = "data", "transient", "fatal"
-_TRANSIENT_CLASSES = ("08", "40", "53", "55", "57", "58")  # connection, rollback, resources, lock, shutdown, system
+# connection, transaction rollback, resources, lock not available, operator intervention, system error
+_TRANSIENT_CLASSES = ("08", "40", "53", "55", "57", "58")
 
 
 def classify(exc: BaseException) -> str:
@@ -24,7 +27,7 @@ def classify(exc: BaseException) -> str:
     code = getattr(exc, "pgcode", None) or ""
     if code[:2] in ("22", "23"):
         return DATA
-    if isinstance(exc, (psycopg2.OperationalError, psycopg2.InterfaceError)) or code[:2] in _TRANSIENT_CLASSES:
+    if unavailable_server(exc) == POSTGRES or code[:2] in _TRANSIENT_CLASSES:
         return TRANSIENT
     return FATAL
 

@@ -54,12 +54,12 @@ def trades_copy_buffer(rows: Iterable[tuple[Trade, bool]]) -> io.StringIO:
     return io.StringIO("".join(lines))
 
 
-CANDLE_INSERT = """INSERT INTO candles (symbol, window_seconds, window_start, window_end, open, high, low, close,
-                                        volume, vwap, trade_count, buy_volume, sell_volume)
+CANDLE_INSERT = """INSERT INTO candles (symbol, window_seconds, window_start, window_end, open, high, low,
+                                        close, volume, vwap, trade_count, buy_volume, sell_volume)
                    VALUES %s ON CONFLICT DO NOTHING"""
 CANDLE_ROW = "(%s, %s, to_timestamp(%s), to_timestamp(%s), %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-ALERT_INSERT = """INSERT INTO alerts (alert_id, alert_type, severity, symbol, price, reference, deviation, trade_id,
-                                      ts, message, side, quantity)
+ALERT_INSERT = """INSERT INTO alerts (alert_id, alert_type, severity, symbol, price, reference, deviation,
+                                      trade_id, ts, message, side, quantity)
                   VALUES %s ON CONFLICT DO NOTHING"""
 ALERT_ROW = "(%s, %s, %s, %s, %s, %s, %s, %s, to_timestamp(%s), %s, %s, %s)"
 
@@ -97,9 +97,9 @@ class HistoryWriter:
             ms = int(self.timeout * 1000)
             # keepalives: a vanished peer; statement_timeout: a stuck statement; idle-in-transaction: our
             # own process frozen mid-transaction must not hold checkpoint locks against the next owner.
+            limits = f"-c statement_timeout={ms} -c idle_in_transaction_session_timeout={2 * ms}"
             self._conn = connect(self.url, self.application_name, timeout=self.timeout, keepalives=1,
-                                 keepalives_idle=5, keepalives_interval=2, keepalives_count=3,
-                                 options=f"-c statement_timeout={ms} -c idle_in_transaction_session_timeout={2 * ms}")
+                                 keepalives_idle=5, keepalives_interval=2, keepalives_count=3, options=limits)
             with self._conn, self._conn.cursor() as cur:
                 cur.execute(STAGE_DDL)
         return self._conn
@@ -146,8 +146,8 @@ class HistoryWriter:
                 if rng not in self._months:
                     self._months.append(rng)
             self._months.sort(key=lambda r: -r[0])  # newest month first: the common case
-        cur.execute("""INSERT INTO trades (trade_id, symbol, price, quantity, side, exchange, trader_id, sequence,
-                                           ts, late)
+        cur.execute("""INSERT INTO trades (trade_id, symbol, price, quantity, side, exchange, trader_id,
+                                           sequence, ts, late)
                        SELECT trade_id, symbol, price, quantity, side, exchange, trader_id, sequence,
                               to_timestamp(ts), late FROM trades_stage
                        ON CONFLICT DO NOTHING""")
@@ -167,17 +167,15 @@ class HistoryWriter:
 
     @staticmethod
     def insert_candles(cur, candles: Sequence[Candle]) -> None:
-        psycopg2.extras.execute_values(
-            cur, CANDLE_INSERT, [(c.symbol, c.window_seconds, c.window_start, c.window_end, c.open, c.high, c.low,
-                                  c.close, c.volume, c.vwap, c.trade_count, c.buy_volume, c.sell_volume)
-                                 for c in candles], template=CANDLE_ROW, page_size=1000)
+        rows = [(c.symbol, c.window_seconds, c.window_start, c.window_end, c.open, c.high, c.low, c.close,
+                 c.volume, c.vwap, c.trade_count, c.buy_volume, c.sell_volume) for c in candles]
+        psycopg2.extras.execute_values(cur, CANDLE_INSERT, rows, template=CANDLE_ROW, page_size=1000)
 
     @staticmethod
     def insert_alerts(cur, alerts: Sequence[Alert]) -> None:
-        psycopg2.extras.execute_values(
-            cur, ALERT_INSERT, [(a.alert_id, a.alert_type, a.severity, a.symbol, a.price, a.reference, a.deviation,
-                                 a.trade_id, a.ts, a.message, a.side, a.quantity) for a in alerts],
-            template=ALERT_ROW, page_size=1000)
+        rows = [(a.alert_id, a.alert_type, a.severity, a.symbol, a.price, a.reference, a.deviation,
+                 a.trade_id, a.ts, a.message, a.side, a.quantity) for a in alerts]
+        psycopg2.extras.execute_values(cur, ALERT_INSERT, rows, template=ALERT_ROW, page_size=1000)
 
     # --- checkpoints: claim and fenced save ------------------------------------------------------
     def claim(self, group_id: str, topic: str, partitions: Sequence[int]) -> dict[int, Claim]:
@@ -188,20 +186,21 @@ class HistoryWriter:
                 INSERT INTO processor_checkpoints AS c (group_id, topic, partition, epoch) VALUES %s
                 ON CONFLICT (group_id, topic, partition) DO UPDATE SET epoch = c.epoch + 1, updated_at = now()
                 RETURNING partition, epoch, next_offset, state""",
-                [(group_id, topic, p, 1) for p in sorted(partitions)])
+                                           [(group_id, topic, p, 1) for p in sorted(partitions)])
             return {p: Claim(p, e, o, None if s is None else bytes(s)) for p, e, o, s in cur.fetchall()}
 
     @staticmethod
     def lock_epochs(cur, group_id: str, topic: str, partitions: Sequence[int]) -> dict[int, int]:
         """Current epochs, row-locked until the transaction ends (a claim waits for our commit)."""
         cur.execute("SELECT partition, epoch FROM processor_checkpoints WHERE group_id = %s AND topic = %s "
-                    "AND partition = ANY(%s) ORDER BY partition FOR UPDATE", (group_id, topic, list(partitions)))
+                    "AND partition = ANY(%s) ORDER BY partition FOR UPDATE",
+                    (group_id, topic, list(partitions)))
         return dict(cur.fetchall())
 
     @staticmethod
     def save_checkpoint(cur, group_id: str, topic: str, partition: int, epoch: int, next_offset: int,
                         state: bytes) -> bool:
-        """Save one checkpoint if ``epoch`` still owns the partition and the offset does not move backwards."""
+        """Save one checkpoint if ``epoch`` still owns the partition and the offset does not go back."""
         cur.execute("""UPDATE processor_checkpoints SET next_offset = %s, state = %s, updated_at = now()
                        WHERE group_id = %s AND topic = %s AND partition = %s AND epoch = %s
                          AND (next_offset IS NULL OR next_offset <= %s)""",
@@ -229,9 +228,10 @@ class HistoryWriter:
     def delete_outbox(self, group_id: str, topic: str, partition: int, through: int, epoch: int) -> int:
         """Delete the partition's rows up to ``through`` (published), if ``epoch`` still owns it."""
         with self.transaction() as cur:
-            cur.execute("""DELETE FROM outbox WHERE group_id = %s AND source_topic = %s AND source_partition = %s
-                             AND id <= %s AND EXISTS (SELECT 1 FROM processor_checkpoints WHERE group_id = %s
-                                 AND topic = %s AND partition = %s AND epoch = %s)""",
+            cur.execute("""DELETE FROM outbox WHERE group_id = %s AND source_topic = %s
+                             AND source_partition = %s AND id <= %s
+                             AND EXISTS (SELECT 1 FROM processor_checkpoints WHERE group_id = %s
+                                         AND topic = %s AND partition = %s AND epoch = %s)""",
                         (group_id, topic, partition, through, group_id, topic, partition, epoch))
             return cur.rowcount
 
@@ -255,8 +255,8 @@ class HistoryWriter:
                 cur.execute("DELETE FROM outbox WHERE id = ANY(%s)", (list(ids),))
 
     # --- unfenced bulk write (tests and tools seed history with it) ------------------------------
-    def flush(self, *, trades: Sequence[tuple[Trade, bool]], candles: Sequence[Candle], alerts: Sequence[Alert],
-              outbox: Sequence[tuple[str, Optional[bytes], bytes]] = (),
+    def flush(self, *, trades: Sequence[tuple[Trade, bool]], candles: Sequence[Candle],
+              alerts: Sequence[Alert], outbox: Sequence[tuple[str, Optional[bytes], bytes]] = (),
               checkpoints: Sequence[tuple[str, str, int, int, bytes]] = ()) -> None:
         """Write rows in one transaction, without fencing: for seeding history, not for the processor."""
         with self.transaction() as cur:
@@ -269,9 +269,11 @@ class HistoryWriter:
             if outbox:
                 self.insert_outbox(cur, None, None, [(None, t, k, v) for t, k, v in outbox])
             for g, t, p, o, st in checkpoints:
-                cur.execute("""INSERT INTO processor_checkpoints (group_id, topic, partition, next_offset, state)
+                cur.execute("""INSERT INTO processor_checkpoints (group_id, topic, partition, next_offset,
+                                                                   state)
                                VALUES (%s, %s, %s, %s, %s) ON CONFLICT (group_id, topic, partition) DO UPDATE
-                               SET next_offset = EXCLUDED.next_offset, state = EXCLUDED.state, updated_at = now()""",
+                               SET next_offset = EXCLUDED.next_offset, state = EXCLUDED.state,
+                                   updated_at = now()""",
                             (g, t, p, o, psycopg2.Binary(st)))
 
 

@@ -89,6 +89,7 @@ def worker_env(s: Settings) -> dict:
 
 
 def up(s: Settings, workers: tuple[str, ...] = WORKERS, out=print, stop: Optional[threading.Event] = None) -> int:
+    from app.account_commands import first_admin
     from pipeline.kafka_io import ensure_topics
     from pipeline.migrations import migrate
 
@@ -100,6 +101,7 @@ def up(s: Settings, workers: tuple[str, ...] = WORKERS, out=print, stop: Optiona
     try:
         applied = migrate(s.database_url)
         out(f"database migrated ({', '.join(applied) or 'up to date'})")
+        admin = first_admin(s, generate="web" in workers)
         created = ensure_topics(s)
         out(f"topics ready ({', '.join(created) or 'already there'})")
         logs = s.home_path / "logs"
@@ -109,7 +111,7 @@ def up(s: Settings, workers: tuple[str, ...] = WORKERS, out=print, stop: Optiona
             w = Worker(name, [sys.executable, "-m", "pipeline.cli", name], env, str(logs / f"{name}.log"))
             w.start()
             running.append(w)
-        _print_summary(s, servers, running, out)
+        _print_summary(s, servers, running, out, admin)
         while not stop.wait(0.5):
             for w in running:
                 if w.proc.poll() is not None and time.monotonic() >= w.next_start:
@@ -132,7 +134,8 @@ def up(s: Settings, workers: tuple[str, ...] = WORKERS, out=print, stop: Optiona
         out("stopped")
 
 
-def _print_summary(s: Settings, servers: list[LocalServer], workers: list[Worker], out) -> None:
+def _print_summary(s: Settings, servers: list[LocalServer], workers: list[Worker], out,
+                   admin: Optional[tuple[str, str]] = None) -> None:
     local = {type(x).__name__ for x in servers}
     out("Stock-IT is running:")
     out(f"  Kafka       {s.kafka_bootstrap_servers}{'  (local)' if 'KafkaServer' in local else ''}")
@@ -142,6 +145,11 @@ def _print_summary(s: Settings, servers: list[LocalServer], workers: list[Worker
     if "web" in names:
         out(f"  Web app     http://{s.web_host}:{s.web_port}/   API http://{s.web_host}:{s.web_port}/api/v1/  "
             f"docs http://{s.web_host}:{s.web_port}/docs")
+        if admin and admin[1]:
+            out(f"  Sign in     user {admin[0]}  password {admin[1]}")
+            out(f"              (shown this once: change it with `stockit users passwd {admin[0]}`)")
+        elif admin:
+            out(f"  Sign in     user {admin[0]} with STOCKIT_ADMIN_PASSWORD")
     for name, port in (("producer", s.producer_metrics_port), ("processor", s.processor_metrics_port),
                        ("alert-engine", s.alert_metrics_port)):
         if name in names:

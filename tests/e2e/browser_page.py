@@ -10,11 +10,29 @@ import pytest
 DOCS = Path(__file__).resolve().parent.parent.parent / "docs"
 
 
+# Runs before any script of every page (CDP injects it, so the page's CSP does not apply to it): keeps every
+# Content-Security-Policy violation the browser reports, for ``csp_violations``.
+CSP_RECORDER = """window.__cspViolations = [];
+document.addEventListener('securitypolicyviolation', function (e) {
+  window.__cspViolations.push({directive: e.effectiveDirective, blocked: e.blockedURI, source: e.sourceFile,
+                               line: e.lineNumber, sample: e.sample});
+});"""
+
+
 class Page:
-    """dash_br plus what these tests need: open a path, find pattern-matching ids, screenshots, console."""
+    """dash_br plus what these tests need: sign in, open a path, pattern-matching ids, screenshots, logs."""
 
     def __init__(self, br, web):
         self.br, self.web = br, web
+        self.driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": CSP_RECORDER})
+
+    def sign_in(self, account, web=None) -> "Page":
+        """Sign in through the sign-in page of ``web`` (default: this page's server), as a person would."""
+        from tests import sign_in
+
+        self.viewport(1280, 800)
+        sign_in.browser(self.driver, (web or self.web).url, account)
+        return self
 
     @property
     def driver(self):
@@ -56,6 +74,10 @@ class Page:
 
     def console_errors(self) -> list:
         return [e for e in self.br.get_logs() if e.get("level") == "SEVERE"]
+
+    def csp_violations(self) -> list:
+        """Content-Security-Policy violations reported in the current document."""
+        return self.js("return window.__cspViolations || null")
 
     def screenshot(self, name: str) -> Path:
         """Full-height screenshot at 1280 px wide into docs/ (shown in the README)."""

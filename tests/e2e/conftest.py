@@ -29,5 +29,6 @@ def market(clean_stores, web):
 
 
 @pytest.fixture
-def page(dash_br, web) -> Page:
-    return Page(dash_br, web)
+def page(dash_br, web, accounts) -> Page:
+    """The browser, signed in as an operator (who may acknowledge alerts)."""
+    return Page(dash_br, web).sign_in(accounts["operator"])

@@ -53,7 +53,8 @@ def test_alrt002_filters(page, market):
     assert page.console_errors() == []
 
 
-def test_alrt003_acknowledge_persists(page, market, servers):
+def test_alrt003_acknowledge_persists(page, market, servers, accounts):
+    operator = accounts["operator"].username
     page.open("/alerts", "#al-table")
     page.wait(lambda: len(rows(page)) == 4, what="4 alerts")
     target = next(r for r in rows(page) if r["symbol"] == "TSLA")
@@ -64,11 +65,11 @@ def test_alrt003_acknowledge_persists(page, market, servers):
     page.wait(lambda: next(r for r in rows(page) if r["symbol"] == "TSLA")["ack"].startswith("✓"), 5, "ack column")
     page.open("/alerts", "#al-table")  # a fresh load reads it back from PostgreSQL
     page.wait(lambda: len(rows(page)) == 4, what="4 alerts after reload")
-    assert next(r for r in rows(page) if r["symbol"] == "TSLA")["ack"] == "✓ analyst"
+    assert next(r for r in rows(page) if r["symbol"] == "TSLA")["ack"] == f"✓ {operator}"  # who signed in
     conn = psycopg2.connect(servers.database_url)
     with conn, conn.cursor() as cur:
         cur.execute("SELECT acknowledged, acknowledged_by FROM alerts WHERE symbol = 'TSLA'")
-        assert cur.fetchall() == [(True, "analyst")]
+        assert cur.fetchall() == [(True, operator)]
     conn.close()
     page.driver.find_element(By.CSS_SELECTOR, "#al-unacked").click()
     page.wait(lambda: symbols(page) == ["AAPL", "BTC-USD", "MSFT"], 5, "unacknowledged only")

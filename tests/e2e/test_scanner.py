@@ -67,3 +67,12 @@ def test_scan002_sorting_and_filtering(page, market):
         counts[label] = len(signals)
     assert counts["Buy"] + counts["Sell"] + counts["Neutral"] == counts["All"] == len(market.tickers)
     assert page.console_errors() == []
+
+
+def test_scan003_states_its_signal_rule(page, market):
+    from components.scanner import BUY_PCT, SELL_PCT
+
+    page.open("/scanner", "#sc-table")
+    rule = page.wait(lambda: page.driver.find_element(By.ID, "sc-rule").text or None, what="signal rule")
+    assert "BUY: last > 5m VWAP, 5m change > 0" in rule
+    assert f"buyers ≥ {BUY_PCT:.0f}%" in rule and f"buyers ≤ {SELL_PCT:.0f}%" in rule

@@ -129,3 +129,53 @@ def test_wtch007_reads_in_a_narrow_window(page, market):
     time.sleep(0.5)
     assert page.js("return document.documentElement.scrollWidth") <= 401
     assert last_cell(page, "AAPL").is_displayed()
+
+
+def test_wtch008_indicators_switch_on_and_off_keeping_the_zoom(page, market):
+    from pipeline.indicators import macd, rsi
+
+    page.open("/")
+    graph = "document.querySelector('#wl-chart .js-plotly-plot')"
+    names = lambda: page.js(  # noqa: E731
+        f"var g={graph}; return g && g.data ? g.data.map(d => d.name) : null")
+    page.wait(lambda: names() and len(names()) == 3, what="chart without indicators")
+    plot_area = page.driver.find_element(By.CSS_SELECTOR, "#wl-chart .nsewdrag")
+    width = plot_area.size["width"]
+    whole = page.js(f"return {graph}.layout.xaxis.range")
+    ActionChains(page.driver).move_to_element(plot_area).move_by_offset(-width // 8, 0).click_and_hold() \
+        .move_by_offset(width // 4, 0).release().perform()
+    zoomed = page.wait(lambda: page.js(f"return {graph}.layout.xaxis.range") != whole or None, 5, "zoom")
+    zoomed = page.js(f"return {graph}.layout.xaxis.range")
+
+    def toggle(label):
+        """Click a switch and wait until it shows the new state (Dash re-renders the options)."""
+        find = lambda: page.driver.find_element(  # noqa: E731
+            By.XPATH, f'//*[@id="wl-indicators"]//label[normalize-space()="{label}"]')
+        before = find().get_attribute("aria-selected")
+        find().click()
+        page.wait(lambda: find().get_attribute("aria-selected") != before, what=f"{label} switched")
+
+    toggle("RSI")
+    toggle("MACD")
+    page.wait(lambda: "RSI (14)" in names() and "MACD (12, 26, 9)" in names(), what="RSI and MACD panels")
+    assert page.js(f"return {graph}.layout.yaxis4 !== undefined")  # price, volume, RSI, MACD
+    assert "with-panels" in page.driver.find_element(By.ID, "wl-chart-box").get_attribute("class")
+    closes = page.js(f"return {graph}.data[0].close")
+    shown_rsi = page.js(f"return {graph}.data[{names().index('RSI (14)')}].y")
+    expected = rsi(closes)
+    assert [v is None for v in shown_rsi] == [v is None for v in expected]
+    assert [round(v, 6) for v in shown_rsi if v is not None] == \
+        [round(v, 6) for v in expected if v is not None]
+    shown_macd = page.js(f"return {graph}.data[{names().index('MACD (12, 26, 9)')}].y")
+    assert [round(v, 6) for v in shown_macd if v is not None] == \
+        [round(v, 6) for v in macd(closes)[0] if v is not None]
+    assert page.js(f"return {graph}.layout.xaxis.range") == zoomed  # the user's zoom stays
+
+    toggle("BB")
+    page.wait(lambda: "Bollinger (20, 2σ)" in names() and len(names()) == 10, what="Bollinger bands")
+    toggle("RSI")
+    toggle("MACD")
+    toggle("BB")
+    page.wait(lambda: len(names()) == 3, what="indicators off again")
+    assert page.js(f"return {graph}.layout.yaxis3 === undefined")
+    assert page.console_errors() == []

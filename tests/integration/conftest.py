@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 
 from pipeline.settings import Settings
+from tests import market_data
 from tests.integration.helpers import WorkerThread
 
 
@@ -11,6 +12,14 @@ from tests.integration.helpers import WorkerThread
 def fast(topics) -> Settings:
     """Test settings: quick flushes and a short grace period."""
     return topics.replace(flush_interval=0.3, grace_seconds=1.0, batch_size=2000)
+
+
+@pytest.fixture
+def market(clean_stores):
+    """A small deterministic market (tests/market_data.py) written to Redis and PostgreSQL."""
+    m = market_data.build(minutes=3)
+    market_data.write(clean_stores, m)
+    return m
 
 
 @pytest.fixture

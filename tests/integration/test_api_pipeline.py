@@ -6,6 +6,7 @@ import pytest
 from app import create_app
 from pipeline.events import Trade, iso
 from pipeline.processor import Processor
+from tests import sign_in
 from tests.integration.helpers import produce_trades, wait_until
 
 pytestmark = pytest.mark.integration
@@ -20,11 +21,11 @@ def trades() -> list[Trade]:
     return out
 
 
-def test_apip001_ohlcv_trades_prices_from_the_running_processor(fast, run_worker):
+def test_apip001_ohlcv_trades_prices_from_the_running_processor(fast, run_worker, accounts):
     sent = trades()
     worker = run_worker(Processor(fast).run, "processor")
     produce_trades(fast, sent)
-    client = create_app(fast).test_client()
+    client = sign_in.flask_client(create_app(fast).test_client(), accounts["viewer"])
 
     def candles():
         body = client.get("/api/v1/ohlcv/NVDA?window_seconds=60").get_json()

@@ -7,32 +7,28 @@ import time
 import orjson
 import pytest
 import redis
-import requests
 import simple_websocket
 
 from pipeline import speed_layer
 from pipeline.events import Alert
 from tests import market_data
+from tests.sign_in import cookie_header
 from tests.web_server import running_web
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def web(servers, tmp_path_factory):
+def web(servers, accounts, tmp_path_factory):
     with running_web(servers, tmp_path_factory.mktemp("web"), STOCKIT_STALE_AFTER_SECONDS="60") as server:
+        server.sign_in(accounts["viewer"])
         yield server
 
 
-@pytest.fixture
-def market(clean_stores):
-    m = market_data.build(minutes=3)
-    market_data.write(clean_stores, m)
-    return m
-
-
 def ws(web, path: str) -> simple_websocket.Client:
-    return simple_websocket.Client.connect(web.url.replace("http", "ws") + path)
+    """A WebSocket with the signed-in user's session cookie (no Origin: simple_websocket is not a browser)."""
+    return simple_websocket.Client.connect(web.url.replace("http", "ws") + path,
+                                           headers={"Cookie": cookie_header(web.user)})
 
 
 def receive(client, timeout=5.0) -> dict:
@@ -111,7 +107,7 @@ def test_strm004_ws_aggregates_pushes_finalized_candles(web, market, servers):
 
 
 def test_strm005_sse_prices(web, market, servers):
-    with requests.get(web.url + "/api/v1/stream/prices?symbols=AAPL", stream=True, timeout=10) as r:
+    with web.user.get(web.url + "/api/v1/stream/prices?symbols=AAPL", stream=True, timeout=10) as r:
         assert r.headers["content-type"].startswith("text/event-stream")
         lines = r.iter_lines()
         events = []
@@ -127,7 +123,7 @@ def test_strm005_sse_prices(web, market, servers):
 
 def test_strm006_stream_clients_gauge(web, market):
     def gauge():
-        text = web.get("/metrics").text
+        text = web.user.get(web.url + "/metrics", timeout=10).text
         line = next(x for x in text.splitlines() if x.startswith('web_websocket_clients{stream="prices"}'))
         return float(line.split()[-1])
 
@@ -146,8 +142,9 @@ def test_strm006_stream_clients_gauge(web, market):
     assert gauge() == before
 
 
-def test_strm007_served_by_gunicorn_and_stops_promptly_with_open_streams(servers, market, tmp_path):
+def test_strm007_served_by_gunicorn_and_stops_promptly_with_open_streams(servers, market, tmp_path, accounts):
     with running_web(servers, tmp_path) as server:
+        server.sign_in(accounts["viewer"])
         assert "gunicorn" in server.get("/api/v1/health").headers.get("Server", "").lower()
         c = ws(server, "/ws/prices")
         receive(c)

@@ -31,9 +31,15 @@ pytestmark = pytest.mark.integration
 
 
 def checkpoints(settings) -> dict[int, tuple[int, int]]:
-    rows = sql(settings, "SELECT partition, epoch, next_offset FROM processor_checkpoints WHERE group_id = %s",
-               (settings.processor_group,))
+    rows = sql(settings, "SELECT partition, epoch, next_offset FROM processor_checkpoints "
+                         "WHERE group_id = %s", (settings.processor_group,))
     return {p: (e, o) for p, e, o in rows}
+
+
+def at_ends(settings, ends: dict[int, int]) -> bool:
+    """Every non-empty partition's checkpoint is at its end offset."""
+    return {p: o for p, (_, o) in checkpoints(settings).items() if o is not None} == \
+        {p: o for p, o in ends.items() if o}
 
 
 def end_offsets(settings) -> dict[int, int]:
@@ -121,8 +127,7 @@ def test_ckpt003_offsets_reach_kafka_soon_after_input_stops(fast, run_worker):
         assert wait_until(committed, 30, "Kafka's committed offsets at the end of every partition") is True
     finally:
         c.close()
-    assert {p: o for p, (_, o) in checkpoints(settings).items() if o is not None} == \
-        {p: o for p, o in ends.items() if o > 0}
+    assert at_ends(settings, ends)
     worker.stop()
 
 
@@ -138,7 +143,8 @@ def execute(settings, statement: str, args=()) -> None:
 @pytest.fixture
 def reject_trader(clean_stores):
     """A CHECK constraint that makes PostgreSQL refuse one trader's rows (a data error, class 23)."""
-    execute(clean_stores, "ALTER TABLE trades ADD CONSTRAINT test_reject CHECK (trader_id IS DISTINCT FROM 'reject-me')")
+    execute(clean_stores, "ALTER TABLE trades ADD CONSTRAINT test_reject "
+                          "CHECK (trader_id IS DISTINCT FROM 'reject-me')")
     yield
     execute(clean_stores, "ALTER TABLE trades DROP CONSTRAINT IF EXISTS test_reject")
 
@@ -147,7 +153,7 @@ def test_ckpt004_rows_the_database_rejects_are_isolated_and_dead_lettered(reject
     trades = stream(1500, seed=9)
     bad = {trades[100].trade_id, trades[777].trade_id}
     trades = [Trade(t.trade_id, t.symbol, t.price, t.quantity, t.side, t.exchange, t.ts,
-                          "reject-me" if t.trade_id in bad else None) for t in trades]
+                    "reject-me" if t.trade_id in bad else None) for t in trades]
     produce_trades(fast, trades)
     worker = run_worker(Processor(fast).run, "processor")
     wait_until(lambda: count(fast, "trades") == len(trades) - 2, 60, "every other trade stored")
@@ -162,7 +168,7 @@ def test_ckpt004_rows_the_database_rejects_are_isolated_and_dead_lettered(reject
     assert {orjson.loads(d["value"])["trade_id"] for d in dead} == bad
     assert all(d["reason"].startswith("database rejected:") and "test_reject" in d["reason"] for d in dead)
     ends = end_offsets(fast)
-    assert {p: o for p, (_, o) in checkpoints(fast).items() if o is not None} == {p: o for p, o in ends.items() if o}
+    assert at_ends(fast, ends)
 
 
 def test_ckpt005_a_database_that_stops_answering_pauses_the_processor_and_it_resumes(fast, run_worker):
@@ -189,7 +195,7 @@ def test_ckpt005_a_database_that_stops_answering_pauses_the_processor_and_it_res
     finally:
         blocker.rollback()
         blocker.close()
-    wait_until(lambda: count(settings, "trades") == len(trades), 120, "every trade stored after the lock went")
+    wait_until(lambda: count(settings, "trades") == len(trades), 120, "every trade stored, the lock gone")
     wait_until(lambda: not (beat() or {}).get("database_unavailable_since"), 30, "the heartbeat to clear")
     want = expected_candles(closed(trades))
     wait_until(lambda: count(settings, "candles") >= len(want), 60, "candles")
@@ -212,11 +218,12 @@ def test_ckpt006_redis_back_gets_the_whole_current_picture(fast):
     metrics = ProcessorMetrics(registry=CollectorRegistry())
     dead = redis.Redis(port=1, socket_connect_timeout=0.5)
     view = LiveView(dead, metrics)
-    view.update(slots=slots, last_by_symbol={}, tape={}, candles=[], alerts=[], touched=[], heartbeat={"ts": 1.0})
+    nothing_new = dict(last_by_symbol={}, tape={}, candles=[], alerts=[], touched=[])
+    view.update(slots=slots, heartbeat={"ts": 1.0}, **nothing_new)
     assert view.failing_since is not None
     live = redis.Redis.from_url(fast.redis_url)
     view.client, view.writer, view._retry_at = live, SpeedLayerWriter(live), 0.0
-    view.update(slots=slots, last_by_symbol={}, tape={}, candles=[], alerts=[], touched=[], heartbeat={"ts": 2.0})
+    view.update(slots=slots, heartbeat={"ts": 2.0}, **nothing_new)
     assert view.failing_since is None
     reader = SpeedLayerReader(live)
     assert set(reader.prices()) == {"AAPL", "MSFT", "TSLA"}

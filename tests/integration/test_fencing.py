@@ -19,7 +19,7 @@ from pipeline.events import Trade
 from pipeline.partition_state import PartitionState
 from pipeline.processor import rulebook
 from tests.integration.helpers import consume_all, sql, wait_until
-from tests.integration.test_checkpoint import checkpoints, end_offsets
+from tests.integration.test_checkpoint import at_ends, checkpoints, end_offsets
 from tests.integration.test_pipeline import assert_candles_equal, db_candles, expected_candles
 from tests.integration.test_recovery import closed, count, stream
 
@@ -72,29 +72,30 @@ def test_fence001_frozen_killed_and_new_processors_publish_everything_exactly_on
     producer = paced(settings, trades, 1000, stop)
     procs = {name: spawn(settings, tmp_path / f"{name}.log") for name in ("a", "b")}
     try:
-        wait_until(lambda: "assigned partitions [" in (tmp_path / "a.log").read_text()
-                   and "assigned partitions [" in (tmp_path / "b.log").read_text(), 90, "both processors assigned")
+        logs = [tmp_path / "a.log", tmp_path / "b.log"]
+        wait_until(lambda: all("assigned partitions [" in log.read_text() for log in logs), 90,
+                   "both processors assigned")
         stored = count(settings, "trades")
         wait_until(lambda: count(settings, "trades") >= stored + 2000, 90, "both processors under way")
         procs["a"].send_signal(signal.SIGSTOP)
         frozen_epochs = {p: e for p, (e, _) in checkpoints(settings).items()}
         # b takes a's partitions once a's session expires: every partition claimed again.
         wait_until(lambda: all(e > frozen_epochs.get(p, 0) for p, (e, _) in checkpoints(settings).items())
-                   and len(checkpoints(settings)) == settings.trade_partitions, 90, "b to take every partition over")
+                   and len(checkpoints(settings)) == settings.trade_partitions, 90,
+                   "b to take every partition over")
         procs["a"].send_signal(signal.SIGCONT)  # a zombie: its writes must be refused
         procs["c"] = spawn(settings, tmp_path / "c.log")
         stored = count(settings, "trades")
         wait_until(lambda: count(settings, "trades") >= stored + 3000, 90, "progress after c joined")
         procs["b"].send_signal(signal.SIGKILL)
         procs["b"].wait(10)
-        assert producer.is_alive(), "the stream ended before the last fault; the test proves less than it says"
+        assert producer.is_alive(), "the stream ended before the last fault: the test would prove less"
         producer.join(120)
         wait_until(lambda: count(settings, "trades") == len(trades), 180, "every trade stored")
         want = expected_candles(closed(trades))
         wait_until(lambda: count(settings, "candles") >= len(want), 60, "every closed candle stored")
         tops = end_offsets(settings)
-        wait_until(lambda: {p: o for p, (_, o) in checkpoints(settings).items() if o is not None}
-                   == {p: o for p, o in tops.items() if o}, 60, "every checkpoint at its partition's end")
+        wait_until(lambda: at_ends(settings, tops), 60, "every checkpoint at its partition's end")
         wait_until(lambda: count(settings, "outbox") == 0, 60, "the outbox drained")
     finally:
         stop.set()
@@ -113,10 +114,11 @@ def test_fence001_frozen_killed_and_new_processors_publish_everything_exactly_on
 
     assert sql(settings, "SELECT count(DISTINCT trade_id) FROM trades")[0][0] == len(trades)
     assert_candles_equal(db_candles(settings), want)
-    published = [orjson.loads(m.value()) for m in consume_all(settings, settings.topic_aggregates, len(want), 60)]
+    published = [orjson.loads(m.value())
+                 for m in consume_all(settings, settings.topic_aggregates, len(want), 60)]
     keys = Counter((c["symbol"], c["window_seconds"], c["window_start"]) for c in published)
     assert len(published) == len(want) and max(keys.values()) == 1, "each candle published exactly once"
     alert_ids = expected_alert_ids(settings, trades)
-    alerts = Counter(orjson.loads(m.value())["alert_id"] for m in consume_all(settings, settings.topic_alerts,
-                                                                               len(alert_ids), 60))
-    assert set(alerts) == alert_ids and max(alerts.values(), default=1) == 1, "each alert published exactly once"
+    alerts = Counter(orjson.loads(m.value())["alert_id"]
+                     for m in consume_all(settings, settings.topic_alerts, len(alert_ids), 60))
+    assert set(alerts) == alert_ids and max(alerts.values(), default=1) == 1, "each alert exactly once"

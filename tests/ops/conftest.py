@@ -9,7 +9,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -28,6 +27,9 @@ NOT_LOCAL = {"grafana"}
 # Requests that give the web app's request metrics a series per endpoint.
 REUSED_SERVERS = {"KAFKA_BOOTSTRAP_SERVERS", "REDIS_URL", "DATABASE_URL"}
 WEB_PATHS = ("/", "/api/v1/health", "/api/v1/prices", "/api/v1/stats/summary", "/api/v1/alerts")
+# The web app's /metrics is signed-in only: Prometheus presents this token (as compose's secret does).
+WEB_METRICS_TOKEN = "ops-test-metrics-token"
+ADMIN_PASSWORD = "ops-test-admin-password"
 
 
 @dataclass(frozen=True)
@@ -68,8 +70,9 @@ def free_ports(count: int) -> list[int]:
             s.close()
 
 
-def http_ok(url: str) -> bool:
-    with urllib.request.urlopen(url, timeout=5) as response:
+def http_ok(url: str, token: str = "") -> bool:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
+    with urllib.request.urlopen(request, timeout=5) as response:
         return response.status == 200
 
 
@@ -126,6 +129,8 @@ def local_stack(tmp_path_factory) -> Iterator[LocalStack]:
         "STOCKIT_METRICS_HOST": "127.0.0.1",
         "STOCKIT_WEB_HOST": "127.0.0.1",
         "STOCKIT_SEED": "42",
+        "STOCKIT_METRICS_TOKEN": WEB_METRICS_TOKEN,
+        "STOCKIT_ADMIN_PASSWORD": ADMIN_PASSWORD,
         "PYTHONUNBUFFERED": "1",
     })
     targets = {"producer": f"127.0.0.1:{producer}", "processor": f"127.0.0.1:{processor}",
@@ -141,8 +146,9 @@ def local_stack(tmp_path_factory) -> Iterator[LocalStack]:
         def metrics_answer() -> bool:
             if process.poll() is not None:
                 pytest.fail(f"`stockit up` exited with {process.returncode}:\n{tail(log)}")
-            for address in targets.values():
-                assert http_ok(f"http://{address}/metrics"), address
+            for name, address in targets.items():
+                token = WEB_METRICS_TOKEN if name == "web" else ""
+                assert http_ok(f"http://{address}/metrics", token), address
             return True
 
         try:
@@ -168,13 +174,13 @@ def local_stack(tmp_path_factory) -> Iterator[LocalStack]:
 
 @pytest.fixture(scope="session")
 def web_traffic(local_stack: LocalStack) -> None:
-    """A few requests, so the web request metrics have series per endpoint."""
+    """A few requests of the first admin, so the web request metrics have series per endpoint."""
+    from tests.sign_in import Account, http_session
+
     base = f"http://{local_stack.targets['web']}"
+    admin = http_session(base, Account("admin", ADMIN_PASSWORD, "admin"))
     for path in WEB_PATHS:
-        try:
-            urllib.request.urlopen(base + path, timeout=10).close()
-        except urllib.error.HTTPError:
-            pass  # an error status is still a request the metrics count
+        admin.get(base + path, timeout=10)  # an error status is still a request the metrics count
 
 
 def loopback_config(targets: dict[str, str], rule_dir: Path) -> tuple[dict, set[str]]:
@@ -202,6 +208,7 @@ def prometheus(local_stack: LocalStack, tmp_path_factory) -> Iterator[Prometheus
     (port,) = free_ports(1)
     targets = dict(local_stack.targets, prometheus=f"127.0.0.1:{port}")
     config, jobs = loopback_config(targets, opsfiles.MONITORING)
+    config = opsfiles.with_local_secrets(config, workdir, {"web-metrics-token": WEB_METRICS_TOKEN})
     config_path = workdir / "prometheus.yml"
     config_path.write_text(yaml.safe_dump(config, sort_keys=False))
     log = workdir / "prometheus.log"

@@ -102,6 +102,21 @@ def published_ports(service: dict[str, Any]) -> dict[int, int]:
     return out
 
 
+def with_local_secrets(config: dict[str, Any], folder: Path, values: dict[str, str]) -> dict[str, Any]:
+    """A Prometheus config whose ``credentials_file: /run/secrets/<name>`` (compose secrets) point at files
+    written into ``folder`` with ``values[name]``, so the config runs outside compose."""
+    for job in config["scrape_configs"]:
+        auth = job.get("authorization") or {}
+        path = auth.get("credentials_file", "")
+        if path.startswith("/run/secrets/"):
+            name = path.rsplit("/", 1)[1]
+            local = folder / name
+            local.write_text(values[name])
+            local.chmod(0o600)
+            auth["credentials_file"] = str(local)
+    return config
+
+
 def load_dashboard(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text())
 

@@ -9,7 +9,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import re
+import stat
+import subprocess
 from urllib.parse import urlsplit
 
 import jsonschema
@@ -22,6 +25,9 @@ SERVICES = COMPOSE["services"]
 PYTHON_SERVICES = sorted(name for name, s in SERVICES.items() if "build" in s)
 WORKERS = ["producer", "processor", "alert-engine", "web"]
 ONE_SHOT_JOBS = ["db-migrate", "topics"]
+PREFLIGHT = "preflight"
+SECRETS = ("POSTGRES_PASSWORD", "REDIS_PASSWORD", "GRAFANA_ADMIN_PASSWORD", "STOCKIT_ADMIN_PASSWORD",
+           "STOCKIT_SECRET_KEY", "STOCKIT_METRICS_TOKEN")
 
 # Host ports fixed by SPEC §5 (and the Kafka listener for clients on the host).
 SPEC_HOST_PORTS = {
@@ -69,7 +75,7 @@ def test_compose_file_matches_the_compose_specification():
 
 def test_spec_services_are_all_there():
     expected = {"kafka", "kafka-ui", "redis", "timescaledb", "producer", "processor", "alert-engine", "web",
-                "prometheus", "grafana"}
+                "prometheus", "grafana", PREFLIGHT}
     assert expected <= set(SERVICES)
     assert SERVICES["kafka"]["image"].startswith("apache/kafka:")
     assert environment("kafka")["KAFKA_PROCESS_ROLES"] == "broker,controller", "Kafka must run in KRaft mode"
@@ -84,6 +90,9 @@ def environment(name: str) -> dict[str, str]:
 @pytest.mark.parametrize("name", sorted(SERVICES))
 def test_service_has_restart_policy_and_health_check(name):
     service = SERVICES[name]
+    if name == PREFLIGHT:  # a check that fails stays failed: no restart, nothing to probe
+        assert service["restart"] == "no" and service["healthcheck"] == {"disable": True}
+        return
     if name in ONE_SHOT_JOBS:
         # A job that exits has nothing to check; it is retried on failure and the workers wait for it.
         assert service["restart"] == "on-failure"
@@ -110,6 +119,17 @@ def test_published_ports_match_spec(name):
 def test_no_unexpected_published_ports():
     published = {name for name, s in SERVICES.items() if s.get("ports")}
     assert published <= set(SPEC_HOST_PORTS)
+
+
+def test_every_published_port_binds_ops_bind_address():
+    """Web app and Grafana included: loopback unless .env says otherwise."""
+    raw = opsfiles.load_yaml(opsfiles.COMPOSE_FILE)["services"]
+    assert opsfiles.read_dotenv()["OPS_BIND_ADDRESS"] == "127.0.0.1"
+    for name, service in SERVICES.items():
+        for raw_entry, entry in zip(raw[name].get("ports") or [], service.get("ports") or []):
+            assert raw_entry.startswith("${OPS_BIND_ADDRESS:-127.0.0.1}:"), (name, raw_entry)
+            assert entry.startswith("127.0.0.1:"), (name, entry)
+    assert {"web", "grafana"} <= {name for name, s in SERVICES.items() if s.get("ports")}
 
 
 def test_every_host_in_an_environment_is_a_service_listening_on_that_port():
@@ -150,6 +170,13 @@ def test_every_mounted_file_exists():
         if "build" in service:
             assert (opsfiles.ROOT / service["build"]["context"] / service["build"]["dockerfile"]).is_file()
     assert mounted >= 4
+
+
+def test_web_gets_its_sign_in_secrets_and_the_migration_job_the_first_admin():
+    web, migrate = environment("web"), environment("db-migrate")
+    assert web["STOCKIT_SECRET_KEY"] == web["STOCKIT_METRICS_TOKEN"] == "CHANGE-ME"  # from .env.example
+    assert "STOCKIT_ADMIN_PASSWORD" not in web and migrate["STOCKIT_ADMIN_PASSWORD"] == "CHANGE-ME"
+    assert "STOCKIT_SECRET_KEY" not in migrate
 
 
 def test_init_jobs_run_before_the_workers():
@@ -214,15 +241,62 @@ def test_every_compose_variable_is_in_env_example():
 def test_secrets_are_required_and_not_in_the_repository():
     text = opsfiles.COMPOSE_FILE.read_text()
     example = opsfiles.read_dotenv()
-    secrets = {k for k in example if re.search(r"PASSWORD|SECRET", k)}
-    assert {"POSTGRES_PASSWORD", "REDIS_PASSWORD", "GRAFANA_ADMIN_PASSWORD"} <= secrets
+    secrets = {k for k in example if re.search(r"PASSWORD|SECRET|TOKEN", k)}
+    assert set(SECRETS) <= secrets
     for key in secrets:
         assert example[key] in {"", "CHANGE-ME"}, f".env.example holds a real-looking {key}"
-    for key in ("POSTGRES_PASSWORD", "REDIS_PASSWORD", "GRAFANA_ADMIN_USER", "GRAFANA_ADMIN_PASSWORD"):
+    for key in (*SECRETS, "GRAFANA_ADMIN_USER"):
         assert re.search(r"\$\{%s:\?" % key, text), f"compose must refuse to start without {key}"
     with pytest.raises(KeyError, match="POSTGRES_PASSWORD"):
         opsfiles.load_compose({k: v for k, v in example.items() if k != "POSTGRES_PASSWORD"})
     assert ".env" in opsfiles.ROOT.joinpath(".dockerignore").read_text().split()
+
+
+def _preflight(env: dict[str, str]) -> subprocess.CompletedProcess:
+    """Run the preflight job's check here, with ``env`` as its environment (compose's ``$$`` is ``$``)."""
+    service = SERVICES[PREFLIGHT]
+    return subprocess.run([*service["entrypoint"], *service["command"]], capture_output=True, text=True,
+                          env={"PATH": os.environ["PATH"], **env}, timeout=30)
+
+
+def test_preflight_refuses_change_me_placeholders():
+    service = SERVICES[PREFLIGHT]
+    assert set(SECRETS) <= set(opsfiles.environment(service))
+    refused = _preflight(opsfiles.environment(service))  # as after `cp .env.example .env`
+    assert refused.returncode == 1
+    named = refused.stderr.split("for:", 1)[1].split()
+    assert set(named) == set(SECRETS), refused.stderr
+    assert "CHANGE-ME" not in refused.stderr.split("for:", 1)[1]
+    filled = {k: f"real-{k.lower()}" for k in opsfiles.environment(service)}
+    assert _preflight(filled).returncode == 0
+    one_left = {**filled, "STOCKIT_SECRET_KEY": "CHANGE-ME"}
+    assert _preflight(one_left).returncode == 1
+    for name, other in SERVICES.items():
+        if name != PREFLIGHT:
+            assert other["depends_on"][PREFLIGHT] == {"condition": "service_completed_successfully"}, name
+
+
+def test_redis_runs_unprivileged_and_keeps_its_password_off_command_lines(tmp_path):
+    """Run the redis service's start script with a stand-in redis-server that records what it was given."""
+    redis = SERVICES["redis"]
+    assert redis["user"] not in {"root", "0"} and not str(redis["user"]).startswith("0:")
+    assert redis["command"][:2] == ["sh", "-c"]
+    script = redis["command"][2].replace("/tmp/redis.conf", str(tmp_path / "redis.conf"))
+    stand_in = tmp_path / "bin" / "redis-server"
+    stand_in.parent.mkdir()
+    stand_in.write_text(f'#!/bin/sh\necho "$@" > {tmp_path}/argv\nenv > {tmp_path}/env\n')
+    stand_in.chmod(0o755)
+    password = "s3cret-for-the-test"
+    subprocess.run(["sh", "-c", script], env={"PATH": f"{stand_in.parent}:{os.environ['PATH']}",
+                                              "REDIS_PASSWORD": password}, check=True, timeout=30)
+    assert password not in (tmp_path / "argv").read_text()
+    assert "REDIS_PASSWORD" not in (tmp_path / "env").read_text()
+    config = (tmp_path / "redis.conf").read_text()
+    assert f'requirepass "{password}"' in config and "appendonly yes" in config
+    assert stat.S_IMODE((tmp_path / "redis.conf").stat().st_mode) == 0o600
+    assert password not in json.dumps(redis["command"])
+    probe = " ".join(redis["healthcheck"]["test"])
+    assert "REDISCLI_AUTH" in probe and "-a " not in probe
 
 
 def test_grafana_credentials_come_from_env():

@@ -75,8 +75,23 @@ def dashboards() -> list[tuple[Path, dict]]:
 
 # --- Prometheus ------------------------------------------------------------------------------
 
-def test_prometheus_config_is_valid():
-    promtool("check", "config", str(opsfiles.PROMETHEUS_CONFIG))
+def test_prometheus_config_is_valid(tmp_path):
+    # Compose mounts the web app's metrics token at /run/secrets/; promtool checks that the file exists.
+    config = opsfiles.with_local_secrets(opsfiles.load_yaml(opsfiles.PROMETHEUS_CONFIG), tmp_path,
+                                         {"web-metrics-token": "token"})
+    config["rule_files"] = [str(opsfiles.MONITORING / pattern) for pattern in config["rule_files"]]
+    path = tmp_path / "prometheus.yml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    promtool("check", "config", str(path))
+
+
+def test_web_metrics_are_scraped_with_the_token_compose_mounts():
+    web = next(job for job in PROMETHEUS["scrape_configs"] if job["job_name"] == "web")
+    path = web["authorization"]["credentials_file"]
+    name = path.removeprefix("/run/secrets/")
+    assert web["authorization"]["type"] == "Bearer" and name in SERVICES["prometheus"]["secrets"]
+    variable = opsfiles.load_compose()["secrets"][name]["environment"]
+    assert variable == "STOCKIT_METRICS_TOKEN" and variable in opsfiles.environment(SERVICES["web"])
 
 
 def test_alert_rules_are_valid():

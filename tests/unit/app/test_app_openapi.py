@@ -31,8 +31,9 @@ def test_oapi001_document_shape_and_references():
             assert declared == set(re.findall(r"{(\w+)}", path)), path
 
 
-def test_oapi002_every_api_route_is_documented():
-    server = create_app(Settings.from_env({}, redis_url="redis://127.0.0.1:1/0", database_url=""))
+def test_oapi002_every_api_route_is_documented(tmp_path):
+    server = create_app(Settings.from_env({}, redis_url="redis://127.0.0.1:1/0", database_url="",
+                                          home=str(tmp_path)))
     documented = {(p, m.upper()) for p, ops in openapi_document()["paths"].items() for m in ops}
     routes = set()
     for rule in server.url_map.iter_rules():

@@ -157,3 +157,18 @@ def test_brk016_event_time_never_runs_backwards_per_symbol(alerts, expected):
         b = on_alert(b, kind, alert_id, T0 + dt, POLICY)
         assert b.since >= before.since and b.last_event >= before.last_event
     assert (b.state, b.since, b.trips) == expected
+
+
+@pytest.mark.parametrize("alert_type, state", [
+    ("TRADING_PAUSE", OPEN), ("CIRCUIT_BREAKER", OPEN), ("LIMIT_STATE", CLOSED), ("RETURN_OUTLIER", CLOSED),
+])
+def test_brk017_trading_pause_trips_like_a_circuit_breaker(alert_type, state):
+    assert on_alert(BreakerState("TSLA"), alert_type, "x", T0, POLICY).state == state
+
+
+@pytest.mark.parametrize("alert_type, restarts", [
+    ("LIMIT_STATE", True), ("RETURN_OUTLIER", True), ("PRICE_SPIKE", True), ("VOLUME_SPIKE", False),
+])
+def test_brk018_price_alerts_restart_the_probation(alert_type, restarts):
+    b = on_alert(half_open(), alert_type, "p-1", T0 + 340, POLICY)
+    assert advance(b, T0 + 360, POLICY).state == (HALF_OPEN if restarts else CLOSED)

@@ -1,10 +1,10 @@
-"""Pure parts of the checkpoint protocol: error classes, backoff, checkpoint versions, slots."""
+"""Pure parts of the checkpoint protocol: error classes, checkpoint versions, slots."""
 import msgspec
 import psycopg2
 import psycopg2.errors
 import pytest
 
-from pipeline.checkpoint import MAX_BACKOFF, PartitionSlot, backoff
+from pipeline.checkpoint import PartitionSlot
 from pipeline.events import Trade
 from pipeline.history.errors import DATA, FATAL, TRANSIENT, classify
 from pipeline.idleness import CatchUp
@@ -30,20 +30,14 @@ def test_cklg001_errors_are_classified(exc, kind):
     assert classify(exc) == kind
 
 
-def test_cklg002_backoff_doubles_and_is_capped():
-    waits = [backoff(n) for n in range(1, 20)]
-    assert waits[:3] == [0.5, 1.0, 2.0]
-    assert all(a <= b for a, b in zip(waits, waits[1:]))
-    assert max(waits) == MAX_BACKOFF
-
-
 def rules():
     return RuleBook(RuleConfig(min_history=3, rolling_window=10))
 
 
 def test_cklg003_a_version_1_checkpoint_is_refused_with_a_clear_message():
-    old = msgspec.msgpack.encode({"v": 1, "sizes": [60], "grace": 2.0, "partition_time": 0.0, "idle_time": 0.0,
-                                  "counters": {}, "symbols": {"AAPL": [[[0.0], [[]]], [[], [], 0, 0, 0], [], 0.0]}})
+    positional = {"AAPL": [{"closed": [0.0], "open": [[]]}, [[], [], 0, 0, 0], [0.0] * 9, 0.0]}
+    old = msgspec.msgpack.encode({"v": 1, "sizes": [60], "grace": 2.0, "partition_time": 0.0,
+                                  "idle_time": 0.0, "counters": {}, "symbols": positional})
     with pytest.raises(CheckpointVersionError, match="version 1.*typed snapshots.*processor_checkpoints"):
         PartitionState.from_bytes(old, (60,), 2.0, rules())
 

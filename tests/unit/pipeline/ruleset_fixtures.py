@@ -1,0 +1,35 @@
+"""Trades and rule runs shared by the rule-set tests."""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+from pipeline.events import Alert, Trade
+
+T0 = 1_717_000_000.0
+
+
+def trade(n: int, price: float, qty: float = 10.0, ts: Optional[float] = None, symbol: str = "AAPL",
+          side: str = "BUY") -> Trade:
+    return Trade(f"t{n}", symbol, float(price), float(qty), side, "X", T0 + n if ts is None else ts)
+
+
+def series(prices: Sequence[float], qtys: Optional[Sequence[float]] = None, step: float = 1.0,
+           symbol: str = "AAPL") -> list[Trade]:
+    """One trade per price, ``step`` seconds apart from T0."""
+    qtys = qtys or [10.0] * len(prices)
+    return [trade(i, p, q, T0 + i * step, symbol) for i, (p, q) in enumerate(zip(prices, qtys))]
+
+
+def run_rule(rule, trades: Sequence[Trade], state=None) -> list[list[Alert]]:
+    """The alerts of each trade, evaluating before updating as the processor does."""
+    state = rule.new_state() if state is None else state
+    out = []
+    for t in trades:
+        out.append(rule.evaluate(t, state))
+        rule.update(t, state)
+    return out
+
+
+def fired(per_trade: Sequence[Sequence[Alert]]) -> list[tuple[int, str]]:
+    """(trade index, alert type) of every alert."""
+    return [(i, a.alert_type) for i, alerts in enumerate(per_trade) for a in alerts]
