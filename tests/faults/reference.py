@@ -50,7 +50,13 @@ def as_on_topic(sent: list[Sent], messages: list[tuple[int, int, bytes, bytes]])
     A delivery report does not always carry the offset (an idempotent producer's retried batch
     reports none), so the topic itself, read back, says where each record is."""
     waiting: dict[tuple, deque] = defaultdict(deque)
+    acknowledged: set[tuple[int, int]] = set()
     for s in sent:
+        if s.offset is not None:
+            if (s.partition, s.offset) in acknowledged:
+                logger.warning("record at partition %d offset %d acknowledged twice", s.partition, s.offset)
+                continue
+            acknowledged.add((s.partition, s.offset))
         waiting[(s.partition, s.key, s.value)].append(s)
     out = []
     for partition, offset, key, value in messages:

@@ -115,7 +115,7 @@ def test_flt011_a_hanging_webhook_delays_no_other_alert(scenario, receivers):
     s = scenario
     hanging, healthy = receivers(hang=60.0), receivers()
     settings = s.settings.replace(webhook_urls=f"{hanging.url},{healthy.url}", webhook_secret=SECRET)
-    alerts = routed_alerts(15, "H")
+    alerts = routed_alerts(10, "H")
     engine = s.workers.alert_engine(settings)
     wait_until(lambda: engine_up(s.settings) or not engine.alive(), 60, "the alert engine's heartbeat")
     feed = AlertFeed(settings, alerts, interval=1.0).start()
