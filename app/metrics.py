@@ -1,10 +1,18 @@
-"""Prometheus metrics of the web server, on its own registry, served at ``/metrics``."""
+"""Prometheus metrics of the web server, on its own registry, served at ``/metrics``.
+
+With several server processes (``PROMETHEUS_MULTIPROC_DIR`` set by app/web.py) each process writes its
+metrics to files there and ``/metrics`` answers the sum over all of them, whichever process serves it.
+"""
 from __future__ import annotations
 
+import os
 import time
 
 from flask import Flask, Response, g, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import multiprocess, values
+
+MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 STREAMS = ("prices", "alerts", "aggregates", "sse-prices")
@@ -17,9 +25,26 @@ class WebMetrics:
                                 registry=r)
         self.duration = Histogram("web_request_duration_seconds", "Time to produce a response", ["endpoint"],
                                   buckets=BUCKETS, registry=r)
-        self.ws_clients = Gauge("web_websocket_clients", "Connected stream clients", ["stream"], registry=r)
+        self.ws_clients = Gauge("web_websocket_clients", "Connected stream clients", ["stream"], registry=r,
+                                multiprocess_mode="livesum")
+        self.stream_drops = Counter("web_stream_drops_total",
+                                    "Stream clients refused (full) or cut off (slow, unresponsive, too_big)",
+                                    ["stream", "reason"], registry=r)
         for stream in STREAMS:
             self.ws_clients.labels(stream).set(0)
+
+
+def share_between_processes() -> None:
+    """Keep this process's metrics in files under ``PROMETHEUS_MULTIPROC_DIR`` (call before making any)."""
+    values.ValueClass = values.MultiProcessValue()
+
+
+def _exposition(metrics: WebMetrics) -> bytes:
+    if not os.environ.get(MULTIPROCESS_DIR):
+        return generate_latest(metrics.registry)
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    return generate_latest(registry)
 
 
 def init_app(server: Flask, metrics: WebMetrics) -> None:
@@ -40,4 +65,4 @@ def init_app(server: Flask, metrics: WebMetrics) -> None:
 
     @server.get("/metrics")
     def _metrics() -> Response:
-        return Response(generate_latest(metrics.registry), mimetype=CONTENT_TYPE_LATEST)
+        return Response(_exposition(metrics), mimetype=CONTENT_TYPE_LATEST)

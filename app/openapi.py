@@ -173,7 +173,8 @@ PATHS = {
     "/health": _op("Health of the web app, its stores and the pipeline workers", "Health", [], {}, "ops",
                    "200 when Redis and PostgreSQL answer (status ok or degraded), 503 when either does not."),
     "/stream/prices": {"get": {
-        "summary": "Server-Sent Events: every symbol's ticker on each update and at least once a second",
+        "summary": "Server-Sent Events: every symbol's ticker when prices change (at most every "
+                   "STOCKIT_STREAM_PRICE_INTERVAL) and at least once a second",
         "tags": ["prices"],
         "parameters": [_param("symbols", "query", STR, "comma-separated symbols to keep (default all)")],
         "responses": {"200": {"description": "an endless text/event-stream of `event: prices` messages whose "
@@ -183,6 +184,8 @@ PATHS = {
 PATHS["/health"]["get"]["responses"]["503"] = _ok("Health", "Redis or PostgreSQL is unreachable")
 PATHS["/health"]["get"]["responses"].pop("401")
 PATHS["/health"]["get"]["security"] = [{}, *SIGNED_IN]  # open; details only for signed-in callers
+PATHS["/stream/prices"]["get"]["responses"]["503"] = _ok(
+    "Error", "this server process holds all the streams it may (Retry-After says when to try again)")
 
 
 @functools.lru_cache(maxsize=1)

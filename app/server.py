@@ -8,7 +8,7 @@ from typing import Optional
 from dash import Dash
 from flask import Flask
 
-from app import admission, api, auth, layout, metrics, security_headers, streams
+from app import admission, api, auth, layout, metrics, security_headers, sockets, streams
 from app.docs import docs
 from app.live import LiveHub
 from app.services import Services
@@ -27,9 +27,12 @@ def create_app(settings: Optional[Settings] = None) -> Flask:
     server.config.update(JSON_SORT_KEYS=False, MAX_CONTENT_LENGTH=64 * 1024)
     services = Services(settings)
     server.extensions["stockit"] = services
-    server.extensions["stockit.hub"] = LiveHub(services.redis, services.reader)
+    server.extensions["stockit.hub"] = LiveHub(services.redis, services.reader,
+                                               price_interval=settings.stream_price_interval)
     admission.init_app(server)
-    metrics.init_app(server, metrics.WebMetrics())
+    web_metrics = metrics.WebMetrics()
+    metrics.init_app(server, web_metrics)
+    sockets.init_app(server, settings, web_metrics)
     api.init_app(server)
     server.register_blueprint(docs)
     streams.init_app(server)

@@ -73,7 +73,8 @@ def wait_live(url: str, timeout: float = 240.0) -> dict:
 
 @contextmanager
 def running_stack(url: Optional[str], trade_rate: float = 50.0, warmup: float = 5.0,
-                  require_live: bool = True) -> Iterator[str]:
+                  require_live: bool = True, env: Optional[dict] = None) -> Iterator[str]:
+    """``env``: more settings for the stack this starts (e.g. STOCKIT_WEB_WORKERS)."""
     if url:
         url = check_loopback(url)
         if require_live:
@@ -84,12 +85,14 @@ def running_stack(url: Optional[str], trade_rate: float = 50.0, warmup: float = 
     ports = {name: str(free_port()) for name in ("STOCKIT_KAFKA_PORT", "STOCKIT_REDIS_PORT", "STOCKIT_POSTGRES_PORT",
                                                  "STOCKIT_WEB_PORT", "STOCKIT_PRODUCER_METRICS_PORT",
                                                  "STOCKIT_PROCESSOR_METRICS_PORT", "STOCKIT_ALERT_METRICS_PORT")}
+    env_extra = env or {}
     env = {k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "REDIS_URL", "DATABASE_URL")}
     global _started_admin
     _started_admin = Account("admin", secrets.token_urlsafe(16), "admin")
     env.update(ports, STOCKIT_HOME=home, STOCKIT_WEB_HOST="127.0.0.1", STOCKIT_METRICS_HOST="127.0.0.1",
                STOCKIT_TRADE_RATE=str(trade_rate), STOCKIT_ADMIN_USER=_started_admin.username,
                STOCKIT_ADMIN_PASSWORD=_started_admin.password, PYTHONUNBUFFERED="1")
+    env.update(env_extra)
     log = open(Path(home) / "stack.log", "wb")
     print(f"starting the stack (stockit up) in {home} ...", file=sys.stderr)
     proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "up"], cwd=ROOT, env=env, stdout=log,

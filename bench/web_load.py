@@ -26,6 +26,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Optional
 from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -35,8 +36,9 @@ from tests.sign_in import cookie_header  # noqa: E402
 
 
 def client(url: str, path: str, threads: int, interval: float, start_at: float, stop_at: float, cap: int,
-           cookie: str, out: mp.Queue) -> None:
-    """One client process: ``threads`` connections; ``interval`` > 0 paces each one. Puts (latencies_ms, errors)."""
+           out: mp.Queue, headers: Optional[dict] = None) -> None:
+    """One client process: ``threads`` connections; ``interval`` > 0 paces each one; ``headers`` go with
+    every request (e.g. Authorization). Puts (latencies_ms, errors)."""
     u = urlsplit(url)
     lat: list[float] = []
     errors = [0]
@@ -60,7 +62,7 @@ def client(url: str, path: str, threads: int, interval: float, start_at: float, 
             if t0 >= stop_perf:
                 break
             try:
-                conn.request("GET", path, headers={"Accept": "application/json", "Cookie": cookie})
+                conn.request("GET", path, headers={"Accept": "application/json", **(headers or {})})
                 resp = conn.getresponse()
                 body = resp.read()
                 ok = resp.status == 200 and body[:1] == b"{"
@@ -105,7 +107,7 @@ def run(url: str, path: str, connections: int, processes: int, duration: float, 
     per = [connections // processes + (1 if i < connections % processes else 0) for i in range(processes)]
     interval = connections / rate if rate else 0.0
     cap = max(1, max_requests // connections)
-    procs = [ctx.Process(target=client, args=(url, path, n, interval, start_at, stop_at, cap, cookie, out))
+    procs = [ctx.Process(target=client, args=(url, path, n, interval, start_at, stop_at, cap, out, {"Cookie": cookie}))
              for n in per if n]
     for p in procs:
         p.start()

@@ -101,6 +101,8 @@ def cmd_web(s: Settings, args) -> int:
         s = s.replace(web_port=args.port)
     if args.host:
         s = s.replace(web_host=args.host)
+    if args.workers is not None:
+        s = s.replace(web_workers=args.workers)
     run(s)
     return 0
 
@@ -197,6 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     web = sub.add_parser("web", help="serve the web app, REST API and streams")
     web.add_argument("--host")
     web.add_argument("--port", type=int)
+    web.add_argument("--workers", type=int, help="server processes (default: STOCKIT_WEB_WORKERS)")
     web.set_defaults(func=cmd_web)
 
     rp = sub.add_parser("replay", help="publish trades from a CSV file")

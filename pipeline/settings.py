@@ -106,7 +106,19 @@ class Settings:
     # --- web and metrics ---------------------------------------------------------------------
     web_host: str = _env("STOCKIT_WEB_HOST", "127.0.0.1", "address the web server binds")
     web_port: int = _env("STOCKIT_WEB_PORT", 8088, "port of the web app, REST API and streams")
-    web_workers: int = _env("STOCKIT_WEB_WORKERS", 4, "web server threads per worker process")
+    web_workers: int = _env("STOCKIT_WEB_WORKERS", 2, "web server processes (gevent workers), ~1 per core")
+    web_connections: int = _env("STOCKIT_WEB_CONNECTIONS", 2000,
+                                "open connections per web process; streams may hold 90% of them")
+    stream_price_interval: float = _env("STOCKIT_STREAM_PRICE_INTERVAL", 0.25,
+                                        "least time between two price-stream snapshots (s)")
+    stream_ping_interval: float = _env("STOCKIT_STREAM_PING_INTERVAL", 25.0,
+                                       "WebSocket ping period (s); no pong by the next ping: dropped")
+    stream_send_timeout: float = _env("STOCKIT_STREAM_SEND_TIMEOUT", 10.0,
+                                      "a stream client whose socket takes no data this long (s) is dropped")
+    stream_send_buffer: int = _env("STOCKIT_STREAM_SEND_BUFFER", 65536,
+                                   "bytes a stream socket may hold unsent: its bounded send queue")
+    stream_max_message_bytes: int = _env("STOCKIT_STREAM_MAX_MESSAGE_BYTES", 4096,
+                                         "largest message a WebSocket client may send; larger ones close it")
     metrics_host: str = _env("STOCKIT_METRICS_HOST", "127.0.0.1", "address the workers' metrics ports bind")
     producer_metrics_port: int = _env("STOCKIT_PRODUCER_METRICS_PORT", 8001, "producer /metrics port")
     processor_metrics_port: int = _env("STOCKIT_PROCESSOR_METRICS_PORT", 8002, "processor /metrics port")

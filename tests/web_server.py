@@ -1,4 +1,4 @@
-"""The production web server (``python -m app.web``: gunicorn, gthread) as a child process for tests."""
+"""The production web server (``python -m app.web``: gunicorn, gevent) as a child process for tests."""
 from __future__ import annotations
 
 import os
@@ -34,6 +34,33 @@ class WebServer:
     def get(self, path: str, **kw) -> requests.Response:
         """An anonymous GET."""
         return requests.get(self.url + path, timeout=10, **kw)
+
+    def worker_pids(self) -> list[int]:
+        """The gunicorn worker processes (children of the server process)."""
+        pids = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == self.proc.pid:
+                    pids.append(int(stat.parent.name))
+            except (OSError, ValueError):
+                continue
+        return sorted(pids)
+
+    def connections_by_worker(self) -> dict[int, int]:
+        """Established client connections each worker process holds (from /proc: Linux only)."""
+        port = int(self.url.rsplit(":", 1)[1])
+        inodes = set()
+        for row in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+            cols = row.split()
+            if cols[3] == "01" and int(cols[1].rsplit(":", 1)[1], 16) == port:  # ESTABLISHED, our side
+                inodes.add(f"socket:[{cols[9]}]")
+        held = {}
+        for pid in self.worker_pids():
+            try:
+                held[pid] = sum(1 for fd in Path(f"/proc/{pid}/fd").iterdir() if os.readlink(fd) in inodes)
+            except OSError:
+                held[pid] = 0
+        return held
 
     def stop(self, timeout: float = 20.0) -> float:
         """SIGTERM and wait; returns how long the server took to exit."""

@@ -35,3 +35,11 @@ def run_worker():
     for w in started:
         if w.alive():
             w.stop()
+
+
+@pytest.fixture
+def market(clean_stores) -> market_data.Market:
+    """A three-minute market (tickers, candles, trades, alerts) in Redis and PostgreSQL."""
+    m = market_data.build(minutes=3)
+    market_data.write(clean_stores, m)
+    return m

@@ -1,4 +1,4 @@
-"""Live streams on the production server (gunicorn gthread): WebSockets and SSE, metrics, shutdown."""
+"""Live streams on the production server (gunicorn, gevent workers): WebSockets and SSE, metrics, shutdown."""
 from __future__ import annotations
 
 import json
