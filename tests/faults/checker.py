@@ -371,6 +371,11 @@ def check(fault: str, settings: Settings, expected: Expected, *, settled_in: Opt
           started: float, log: Optional[CheckpointLog] = None, candles: bool = True) -> Report:
     """Read everything back and compare it with ``expected``; ``started`` is the test's monotonic start."""
     report = Report(fault, records=len(expected.trades) + len(expected.deadletters), settled_in=settled_in)
+    if expected.not_on_topic:  # the broker acknowledged them, the input topic does not hold them
+        lost_input = Tally(checked=expected.acknowledged)
+        for what in expected.not_on_topic:
+            lost_input.note("lost", what)
+        report.add("input (raw-trades topic)", lost_input)
     trades = _read_trades(settings)
     report.add("trades (PostgreSQL)", _tally_by_key(expected.trades, trades, _trade_differs,
                                                     lambda k: f"trade {k}"))

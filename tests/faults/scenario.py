@@ -67,8 +67,9 @@ class Scenario:
 
     def expected(self, horizon: float) -> Expected:
         """What an uninterrupted run makes of everything sent so far (see ``reference``)."""
-        records = as_on_topic(self.publisher.records(), read_topic(self.settings, self.settings.topic_trades))
-        return uninterrupted(records, self.settings, horizon)
+        records, missing = as_on_topic(self.publisher.records(),
+                                       read_topic(self.settings, self.settings.topic_trades))
+        return uninterrupted(records, self.settings, horizon, missing)
 
     def verify(self, fault: str, expected: Expected, settle_timeout: float = 120.0,
                candles: bool = True) -> Report:
