@@ -214,6 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
     ru = sub.add_parser("rules", help="validate STOCKIT_RULES and show the rule set of each symbol")
     ru.add_argument("symbols", nargs="*", help="symbols to show (default: STOCKIT_SYMBOLS)")
     ru.set_defaults(func=cmd_rules)
+    from pipeline import backtest_cli
+
+    backtest_cli.add_parser(sub)
     return p
 
 

@@ -81,6 +81,13 @@ class Settings:
     rules_config: str = _env("STOCKIT_RULES", "", "rule sets per asset class/symbol: a JSON or YAML file, or "
                              "inline JSON (empty = the seed's three rules; see pipeline/rulesets/config.py)")
 
+    # --- analysis: backtests and alert snoozes ------------------------------------------------
+    backtest_workers: int = _env("STOCKIT_BACKTEST_WORKERS", 1, "backtests run at once (each one process)")
+    backtest_queue: int = _env("STOCKIT_BACKTEST_QUEUE", 4, "backtests queued or running at most; more are "
+                               "refused until one finishes")
+    snooze_refresh_seconds: float = _env("STOCKIT_SNOOZE_REFRESH_SECONDS", 2.0,
+                                         "the alert engine re-reads the snoozes this often")
+
     # --- alert engine ------------------------------------------------------------------------
     dedup_ttls: str = _env("STOCKIT_DEDUP_TTLS", "CIRCUIT_BREAKER=300,PRICE_SPIKE=60,VOLUME_SPIKE=30",
                            "deduplication window per alert type, seconds")

@@ -51,10 +51,9 @@ def run_rules(trades: Iterable[Trade], rules: Union[RuleBook, Mapping[str, Any],
             ruleset = book.for_symbol(trade.symbol)
             state = states[trade.symbol] = ruleset.resume(states.get(trade.symbol))
             entry = running[trade.symbol] = (ruleset, state)
-        ruleset, state = entry
-        alerts = ruleset.evaluate(trade, state)
-        ruleset.update(trade, state)
-        yield from alerts
+        alerts = entry[0].step(trade, entry[1])
+        if alerts:
+            yield from alerts
 
 
 class CountRow(msgspec.Struct, frozen=True):
@@ -104,3 +103,14 @@ def compare_alerts(actual: Iterable[Alert], candidate: Iterable[Alert]) -> Alert
         only_in_actual=by_time(a for i, a in actual_by_id.items() if i not in both_ids),
         only_in_candidate=by_time(a for i, a in candidate_by_id.items() if i not in both_ids),
         matched=len(both_ids))
+
+
+def side_by_side(actual: Iterable[Alert], candidate: Iterable[Alert]) -> list[tuple[Alert, bool, bool]]:
+    """Every alert of either side once, by time: (alert, fired, the candidate raises it).  An alert on both
+    sides is the candidate's (the same trade and type; its message may name other thresholds)."""
+    actual_by_id = {a.alert_id: a for a in actual}
+    candidate_by_id = {a.alert_id: a for a in candidate}
+    rows = [(a, a.alert_id in actual_by_id, True) for a in candidate_by_id.values()]
+    rows += [(a, True, False) for i, a in actual_by_id.items() if i not in candidate_by_id]
+    rows.sort(key=lambda r: (r[0].ts, r[0].symbol, r[0].alert_type, r[0].alert_id))
+    return rows

@@ -7,7 +7,7 @@ For every trade, in this order:
     alerts = rule.evaluate(trade, state)   # what this trade raises against the trades before it
     rule.update(trade, state)              # fold the trade into the state (mutates it)
 
-``evaluate`` never changes the state, so it may be skipped (a late trade) or repeated.  States are
+or ``alerts = rule.step(trade, state)``, which does both (the same result, sooner).  ``evaluate`` never changes the state, so it may be skipped (a late trade) or repeated.  States are
 tagged msgspec structs: ``msgspec.msgpack.encode`` / ``decode`` round-trip them for a checkpoint.
 """
 from __future__ import annotations
@@ -55,6 +55,12 @@ class Rule:
 
     def update(self, trade: Trade, state: RuleState) -> None:
         raise NotImplementedError
+
+    def step(self, trade: Trade, state: RuleState) -> list[Alert]:
+        """``evaluate`` then ``update`` in one call (a rule may share work between the two)."""
+        alerts = self.evaluate(trade, state)
+        self.update(trade, state)
+        return alerts
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.params!r})"

@@ -6,6 +6,8 @@ struct: the checkpoint snapshot itself) and, for each trade that is not late, ca
     alerts = ruleset.evaluate(trade, symbol_rules)
     ruleset.update(trade, symbol_rules)
 
+(or ``alerts = ruleset.step(trade, symbol_rules)``, the same in one pass).
+
 ``RuleBook.for_symbol(symbol)`` resolves the rule set of a symbol: the symbol's own assignment,
 else its asset class's, else the default.  After a restart, ``ruleset.resume(snapshot)`` keeps the
 state of every rule whose parameters are unchanged and starts the others afresh (warm-up again).
@@ -55,6 +57,7 @@ class RuleSet:
                                      f"both raise {alert_type}; keep one")
                 seen[alert_type] = rule.name
         self.alert_types = tuple(seen)
+        self._named = tuple((r, r.name) for r in self.rules)
 
     def new_state(self) -> SymbolRules:
         return SymbolRules(ruleset=self.name, states={r.name: r.new_state() for r in self.rules})
@@ -74,6 +77,17 @@ class RuleSet:
         states = state.states
         for rule in self.rules:
             rule.update(trade, states[rule.name])
+
+    def step(self, trade: Trade, state: SymbolRules) -> list[Alert]:
+        """``evaluate`` then ``update`` in one pass: each rule reads only its own state, so evaluating a
+        rule after the rules before it were updated gives the same alerts."""
+        states = state.states
+        alerts: list[Alert] = []
+        for rule, name in self._named:
+            found = rule.step(trade, states[name])
+            if found:
+                alerts.extend(found)
+        return alerts
 
     def resume(self, snapshot: Optional[SymbolRules]) -> SymbolRules:
         """The state to continue from: the snapshot's rule states whose parameters still match."""

@@ -47,23 +47,24 @@ class RollingWindow(RuleState, tag="window"):
 
     def add(self, value: float) -> None:
         values = self.values
+        total, total_sq = self.total, self.total_sq
         cancelled = False
         if len(values) >= self.size:
             old = values[0]
             del values[0]
-            self.total -= old
-            self.total_sq -= old * old
-            cancelled = abs(old) > abs(self.total) * CANCELLATION
+            total -= old
+            total_sq -= old * old
+            cancelled = abs(old) > abs(total) * CANCELLATION
         values.append(value)
-        self.total += value
-        self.total_sq += value * value
-        self.since_exact += 1
-        periodic = self.since_exact >= self.size
-        if periodic or cancelled or (value > 0 and self.total < value):
-            self.total = math.fsum(values)
-            self.total_sq = math.fsum(v * v for v in values)
-        if periodic:
-            self.since_exact = 0
+        total += value
+        total_sq += value * value
+        since = self.since_exact + 1
+        periodic = since >= self.size
+        if periodic or cancelled or (value > 0 and total < value):
+            total = math.fsum(values)
+            total_sq = math.fsum([v * v for v in values])
+        self.total, self.total_sq = total, total_sq
+        self.since_exact = 0 if periodic else since
 
 
 class WindowRule(Rule):
@@ -89,3 +90,8 @@ class WindowRule(Rule):
 
     def update(self, trade: Trade, state: RollingWindow) -> None:
         state.add(self.value_of(trade))
+
+    def step(self, trade: Trade, state: RollingWindow) -> list[Alert]:
+        alert = self.check(trade, state) if len(state.values) >= self.params.min_history else None
+        state.add(self.value_of(trade))
+        return [alert] if alert else []
