@@ -1,8 +1,9 @@
 """The alert engine worker: deduplicate, run each symbol's circuit breaker, route alerts.
 
-Consumes ``trade-alerts``.  For each alert: the Redis dedup window decides new or suppressed
-(suppressed alerts are counted and marked ``suppressed`` in PostgreSQL, never dropped without
-trace); the symbol's breaker advances by the alert's event time and is saved to Redis; the
+Consumes ``trade-alerts``.  For each alert: an active snooze that matches it (``pipeline.snooze``,
+read from PostgreSQL every few seconds) marks it ``snoozed`` — kept, counted, routed nowhere;
+otherwise the Redis dedup window decides new or suppressed (suppressed alerts are counted and marked
+``suppressed`` in PostgreSQL, never dropped without trace); the symbol's breaker advances by the alert's event time and is saved to Redis; the
 decision — and, for CRITICAL and HIGH alerts, one webhook delivery per configured URL — is stored
 in PostgreSQL; every alert is logged as one structured line.  Webhooks go out from per-URL workers
 (``webhook_delivery``), never from this loop.
@@ -31,10 +32,12 @@ from pipeline.breaker_board import BreakerBoard
 from pipeline.dedup import DEFAULT_TTLS, DedupPolicy
 from pipeline.events import Alert, InvalidRecord
 from pipeline.history.alert_status import AlertStatusStore
+from pipeline.history.lifecycle import AlertLifecycle
 from pipeline.metrics import AlertEngineMetrics
 from pipeline.outage import (POSTGRES, REDIS, SERVERS, Availability, Stopped, call_until_available,
                              unavailable_server)
 from pipeline.settings import Settings, SettingsError
+from pipeline.snooze import SnoozeBook
 from pipeline.webhook_delivery import Deliveries
 from pipeline.webhooks import check_url, redact_url, secret_key
 
@@ -147,6 +150,7 @@ class AlertEngine:
         self.history: Optional[AlertStatusStore] = None
         self.board: Optional[BreakerBoard] = None
         self.deliveries: Optional[Deliveries] = None
+        self.snoozes = SnoozeBook(settings.snooze_refresh_seconds)
         self.handled = 0
         self._last_tick = 0.0
         for server in SERVERS:
@@ -212,6 +216,7 @@ class AlertEngine:
                 logger.error("skipped a record that is not an alert at %s[%d]@%d: %s", msg.topic(),
                              msg.partition(), msg.offset(), exc.reason[:300])
                 continue
+            self._wait(self._refresh_snoozes, (POSTGRES,))
             self._wait(lambda: self.handle(alert))
         if msgs:
             self.topics.commit()
@@ -245,9 +250,23 @@ class AlertEngine:
         else:
             self.availability.answered((server,))
 
+    def _refresh_snoozes(self) -> None:
+        """Re-read the active snoozes when the cache is due (``STOCKIT_SNOOZE_REFRESH_SECONDS``)."""
+        mono = time.monotonic()
+        if self.snoozes.due(mono):
+            self.snoozes.replace(AlertLifecycle(self.history).active_snoozes(), mono)
+            self.metrics.snoozes_active.set(sum(1 for s in self.snoozes.snoozes if s.active(self.clock())))
+
     def handle(self, alert: Alert) -> str:
-        """Dedup, breaker, store the decision (and the deliveries), log. Idempotent; returns the outcome."""
+        """Snooze or dedup, breaker, store the decision (and the deliveries), log. Idempotent; returns the
+        outcome."""
         m = self.metrics
+        snooze = self.snoozes.matching(alert.alert_type, alert.symbol, getattr(alert, "source", None),
+                                       self.clock())
+        if snooze is not None:  # kept and marked, sent nowhere, opens no dedup window; the breaker counts it
+            breaker = self.board.apply(alert)
+            status = self.history.record(alert.alert_id, "snoozed", snooze_id=snooze.snooze_id)
+            return self._handled(alert, status, breaker, False)
         holder = self._claim(keys=[speed_layer.dedup_key(alert.alert_type, alert.symbol)],
                              args=[alert.alert_id, int(self.dedup.ttl(alert.alert_type) * 1000)])
         duplicate = self.dedup.is_duplicate(holder.decode() if holder else None, alert.alert_id)
@@ -262,16 +281,23 @@ class AlertEngine:
             queued = [(e.key, e.origin) for e in endpoints]
             status = self.history.record(alert.alert_id, "routed", None, queued, body)
             self.deliveries.notify(e.key for e in endpoints)
-        outcome = "suppressed" if status == "suppressed" else "routed" if endpoints else "logged"
+        return self._handled(alert, status, breaker, bool(endpoints))
+
+    def _handled(self, alert: Alert, status: str, breaker, routed: bool) -> str:
+        """Count, observe and log a decision that stands (``status``); returns the outcome."""
+        m = self.metrics
+        outcome = status if status in ("suppressed", "snoozed") else "routed" if routed else "logged"
         if outcome == "suppressed":
             m.deduped.labels(alert.alert_type).inc()
+        elif outcome == "snoozed":
+            m.snoozed.labels(alert.alert_type).inc()
         elif outcome == "logged":
             m.webhooks.labels("skipped").inc()
         m.alerts.labels(alert.alert_type, alert.severity, outcome).inc()
         self.board.observe(self.clock(), (alert.symbol,))
         self.handled += 1
         alert_log.info(orjson.dumps({**alert.to_wire(), "suppressed": status == "suppressed",
-                                     "breaker": breaker.state}).decode())
+                                     "snoozed": status == "snoozed", "breaker": breaker.state}).decode())
         return outcome
 
 

@@ -21,6 +21,7 @@ from pipeline import kafka_io, speed_layer
 from pipeline.assignment import Assignment
 from pipeline.checkpoint import PartitionSlot
 from pipeline.events import Alert, Candle, InvalidRecord, Trade, iso
+from pipeline.latency import LatencyWindow
 from pipeline.live_view import LiveView
 from pipeline.metrics import ProcessorMetrics
 from pipeline.outage import Availability
@@ -32,11 +33,11 @@ from pipeline.speed_layer import TRADES_KEPT
 logger = logging.getLogger(__name__)
 
 
-def deadletter_record(msg: kafka_io.Message, reason: str) -> tuple[Optional[bytes], bytes]:
-    """The dead-letter message (key, value) of a record that is not a valid trade."""
+def deadletter_record(msg: kafka_io.Message, reason: str, kind: str = "") -> tuple[Optional[bytes], bytes]:
+    """The dead-letter message (key, value) of a record that is not a valid trade (``kind``: its label)."""
     raw = msg.value() or b""
     return msg.key(), orjson.dumps({
-        "reason": reason, "topic": msg.topic(), "partition": msg.partition(), "offset": msg.offset(),
+        "reason": reason, "kind": kind, "topic": msg.topic(), "partition": msg.partition(), "offset": msg.offset(),
         "key": msg.key().decode("utf-8", "replace") if msg.key() else None,
         "value": raw[:65536].decode("utf-8", "replace"), "failed_at": iso(time.time())})
 
@@ -50,12 +51,13 @@ class Batch:
     """What one consumed batch did, for Redis and the metrics."""
 
     __slots__ = ("records", "valid", "late", "per_symbol", "last_by_symbol", "tape", "touched", "candles",
-                 "alerts")
+                 "alerts", "late_by_symbol")
 
     def __init__(self, records: int):
         self.records = records
         self.valid = self.late = 0
         self.per_symbol: dict[str, int] = {}
+        self.late_by_symbol: dict[str, int] = {}
         self.last_by_symbol: dict[str, tuple[Trade, PartitionSlot]] = {}
         self.tape: dict[str, list[Trade]] = {}
         self.touched: set[PartitionSlot] = set()
@@ -78,6 +80,8 @@ class Processor:
         self.live: Optional[LiveView] = None
         self.consumer: Optional[kafka_io.BatchConsumer] = None
         self.processed = 0
+        # Recent latencies per stage, shown in the heartbeat (the data-quality page reads them from Redis).
+        self.latency = {"event_to_processor": LatencyWindow(), "processor_to_redis": LatencyWindow()}
 
     # --- lifecycle -------------------------------------------------------------------------------
     def open(self) -> None:
@@ -135,6 +139,8 @@ class Processor:
         self.live.update(slots=self.partitions.slots, last_by_symbol=batch.last_by_symbol, tape=batch.tape,
                          candles=batch.candles, alerts=batch.alerts, touched=batch.touched,
                          heartbeat=self._heartbeat())
+        if batch.last_by_symbol and self.live.failing_since is None:
+            self.latency["processor_to_redis"].add(time.perf_counter() - started, time.monotonic())
         self._observe(batch, started)
         self.partitions.buffered += batch.valid
         self.partitions.poll(idle=not msgs)
@@ -157,7 +163,7 @@ class Processor:
                 trade = Trade.decode(msg.value(), now, max_future, max_bytes=max_bytes)
             except InvalidRecord as exc:
                 slot.state.counters["invalid"] += 1
-                slot.deadletters.append(deadletter_record(msg, exc.reason))
+                slot.deadletters.append(deadletter_record(msg, exc.reason, exc.kind))
                 self.metrics.deadletter.labels(exc.kind).inc()
                 continue
             fresh = slot.state.apply(trade)
@@ -166,6 +172,7 @@ class Processor:
             per_symbol[sym] = per_symbol.get(sym, 0) + 1
             if not fresh:
                 b.late += 1
+                b.late_by_symbol[sym] = b.late_by_symbol.get(sym, 0) + 1
                 continue
             last_by_symbol[sym] = (trade, slot)
             lst = tape.get(sym)
@@ -179,8 +186,10 @@ class Processor:
         return b
 
     def _heartbeat(self) -> dict:
+        mono = time.monotonic()
         return {"ts": self.clock(), "processed": self.processed, "partitions": sorted(self.partitions.slots),
-                "database_unavailable_since": self.partitions.database_down_since}
+                "database_unavailable_since": self.partitions.database_down_since,
+                "latency": {stage: w.summary(mono) for stage, w in self.latency.items()}}
 
     def _observe(self, b: Batch, started: float) -> None:
         m = self.metrics
@@ -192,8 +201,16 @@ class Processor:
         for sym, count in b.per_symbol.items():
             m.trades.labels(sym).inc(count)
         self.processed += b.valid
+        now, mono = self.clock(), time.monotonic()
         for sym, (trade, _) in b.last_by_symbol.items():
             m.price.labels(sym).set(trade.price)
+            lag = now - trade.ts
+            if 0 <= lag < 3600:  # live trades only: a replay of history is not late by years
+                m.ingest_latency.observe(lag)
+                self.latency["event_to_processor"].add(lag, mono)
+        if b.late_by_symbol:
+            for sym, count in b.late_by_symbol.items():
+                m.late_by_symbol.labels(sym).inc(count)
         for c in b.candles:
             m.candles.labels(str(c.window_seconds)).inc()
         for a in b.alerts:

@@ -48,7 +48,8 @@ class HistoryReader(Pool):
 
     ALERT_COLUMNS = ("alert_id, alert_type, severity, symbol, price, reference, deviation, trade_id, ts, message, "
                      "side, quantity, status, delivery_status, delivery_attempts, delivered_at, last_error, "
-                     "acknowledged, acknowledged_at, acknowledged_by")
+                     "acknowledged, acknowledged_at, acknowledged_by, snooze_id, "
+                     "(SELECT count(*) FROM alert_notes n WHERE n.alert_id = alerts.alert_id)::int AS notes")
 
     def alerts(self, *, unacked_only: bool = False, severities: Sequence[str] = (), types: Sequence[str] = (),
                symbol: Optional[str] = None, limit: int = 100, since: Optional[float] = None) -> list[dict]:
@@ -74,14 +75,14 @@ class HistoryReader(Pool):
         return _alert_row(row) if row else None
 
     def acknowledge(self, alert_id: str, by: str = "analyst") -> Optional[dict]:
-        """Mark acknowledged (idempotent: the first acknowledgement's time and author stay)."""
+        """Mark acknowledged (idempotent: the first acknowledgement's time and author stay, and only it is
+        written to the audit trail)."""
         with self.cursor() as cur:
-            cur.execute("""UPDATE alerts SET acknowledged = true,
-                                  acknowledged_at = COALESCE(acknowledged_at, now()),
-                                  acknowledged_by = COALESCE(acknowledged_by, %s)
-                           WHERE alert_id = %s""", (by, alert_id))
-            if cur.rowcount == 0:
-                return None
+            cur.execute("""WITH acked AS (
+                               UPDATE alerts SET acknowledged = true, acknowledged_at = now(), acknowledged_by = %s
+                                WHERE alert_id = %s AND NOT acknowledged RETURNING alert_id)
+                           INSERT INTO alert_audit (actor, action, alert_id) SELECT %s, 'ack', alert_id FROM acked""",
+                        (by, alert_id, by))
         return self.alert(alert_id)
 
     def counts(self) -> dict[str, int]:

@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from typing import Iterable, Iterator, Optional, Sequence
 
 import msgspec
+import orjson
 import psycopg2
 import psycopg2.extras
 
@@ -176,6 +177,22 @@ class HistoryWriter:
         rows = [(a.alert_id, a.alert_type, a.severity, a.symbol, a.price, a.reference, a.deviation,
                  a.trade_id, a.ts, a.message, a.side, a.quantity) for a in alerts]
         psycopg2.extras.execute_values(cur, ALERT_INSERT, rows, template=ALERT_ROW, page_size=1000)
+
+    @staticmethod
+    def insert_dead_letters(cur, values: Sequence[bytes]) -> None:
+        """Dead-letter messages (the JSON the dead-letter topic gets) as ``dead_letters`` rows."""
+        def text(v, limit: int) -> Optional[str]:  # PostgreSQL text holds no NUL (a bad record's value may)
+            return None if v is None else str(v)[:limit].replace("\x00", "\ufffd")
+
+        rows = []
+        for value in values:
+            d = orjson.loads(value)
+            rows.append((text(d.get("kind") or "unknown", 64), text(d.get("reason", ""), 2000),
+                         text(d.get("topic") or "", 256), d.get("partition"), d.get("offset"),
+                         text(d.get("key"), 64), text(d.get("source"), 64), text(d.get("value") or "", 2000)))
+        if rows:
+            psycopg2.extras.execute_values(cur, """INSERT INTO dead_letters (kind, reason, topic, partition,
+                                                   "offset", symbol, source, value) VALUES %s""", rows)
 
     # --- checkpoints: claim and fenced save ------------------------------------------------------
     def claim(self, group_id: str, topic: str, partitions: Sequence[int]) -> dict[int, Claim]:
