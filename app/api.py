@@ -279,6 +279,8 @@ def _unavailable(exc: Unavailable) -> Response:
 
 
 def init_app(server: Flask) -> None:
+    from app import api_backtests, api_lifecycle, api_quality  # noqa: F401 - their routes join the blueprint
+
     server.register_blueprint(api)
 
     @server.errorhandler(HTTPException)

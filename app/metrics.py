@@ -18,6 +18,11 @@ class WebMetrics:
         self.duration = Histogram("web_request_duration_seconds", "Time to produce a response", ["endpoint"],
                                   buckets=BUCKETS, registry=r)
         self.ws_clients = Gauge("web_websocket_clients", "Connected stream clients", ["stream"], registry=r)
+        self.browser_latency = Histogram("web_browser_latency_seconds", "Latency measured by browsers from "
+                                         "their WebSocket ticks: event_to_browser (trade event time to the "
+                                         "page), web_to_browser (the web server's send to the page)",
+                                         ["stage"], buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5,
+                                                             10, 30), registry=r)
         for stream in STREAMS:
             self.ws_clients.labels(stream).set(0)
 

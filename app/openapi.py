@@ -48,7 +48,8 @@ SCHEMAS = {
                    "reference": NUM, "deviation": NUM, "trade_id": STR, "timestamp": TIME, "message": STR,
                    "side": STR, "quantity": NUM, "status": STR, "delivery_status": _n(STR),
                    "delivery_attempts": INT, "delivered_at": _n(TIME), "last_error": _n(STR), "acknowledged": BOOL,
-                   "acknowledged_at": _n(TIME), "acknowledged_by": _n(STR)}),
+                   "acknowledged_at": _n(TIME), "acknowledged_by": _n(STR), "snooze_id": _n(INT),
+                   "notes": INT}),
     "Alerts": _obj({"count": INT, "alerts": _list("Alert")}),
     "Mover": _obj({"symbol": STR, "price": NUM, "change_pct": NUM, "volume": NUM, "trade_count": INT}),
     "Movers": _obj({"gainers": _list("Mover"), "losers": _list("Mover"), "most_active": _list("Mover")}),
@@ -187,6 +188,8 @@ PATHS["/health"]["get"]["security"] = [{}, *SIGNED_IN]  # open; details only for
 
 @functools.lru_cache(maxsize=1)
 def openapi_document() -> dict:
+    from app import openapi_analysis
+
     return {
         "openapi": "3.0.3",
         "info": {"title": "Stock-IT API", "version": "1.0.0",
@@ -197,6 +200,6 @@ def openapi_document() -> dict:
                                 "WebSocket upgrades from another site's pages are refused (403)."},
         "servers": [{"url": "/api/v1"}],
         "security": SIGNED_IN,
-        "paths": PATHS,
-        "components": {"schemas": SCHEMAS, "securitySchemes": SECURITY_SCHEMES},
+        "paths": {**PATHS, **openapi_analysis.PATHS},
+        "components": {"schemas": {**SCHEMAS, **openapi_analysis.SCHEMAS}, "securitySchemes": SECURITY_SCHEMES},
     }

@@ -110,3 +110,19 @@ def choices(args: Mapping[str, str], name: str, allowed: Iterable[str]) -> list[
     if bad:
         raise BadParameter(name, f"{bad[0]!r} is not one of {', '.join(allowed)}")
     return list(dict.fromkeys(values))
+
+
+def json_object(raw: bytes, allowed: Iterable[str]) -> dict:
+    """A request body that must be a JSON object of ``allowed`` fields (BadParameter names the first wrong one)."""
+    import orjson
+
+    try:
+        body = orjson.loads(raw or b"{}")
+    except orjson.JSONDecodeError as exc:
+        raise BadParameter("body", f"not JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise BadParameter("body", "must be a JSON object")
+    unknown = sorted(set(body) - set(allowed))
+    if unknown:
+        raise BadParameter(unknown[0], f"unknown field; accepted: {', '.join(allowed)}")
+    return body

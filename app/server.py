@@ -11,6 +11,7 @@ from flask import Flask
 from app import admission, api, auth, layout, metrics, security_headers, streams
 from app.docs import docs
 from app.live import LiveHub
+from app.quality import QualityGauges
 from app.services import Services
 from pipeline.settings import Settings, get_settings
 
@@ -29,7 +30,9 @@ def create_app(settings: Optional[Settings] = None) -> Flask:
     server.extensions["stockit"] = services
     server.extensions["stockit.hub"] = LiveHub(services.redis, services.reader)
     admission.init_app(server)
-    metrics.init_app(server, metrics.WebMetrics())
+    web_metrics = metrics.WebMetrics()
+    web_metrics.registry.register(QualityGauges(services))  # sequence gaps and late trades, from PostgreSQL
+    metrics.init_app(server, web_metrics)
     api.init_app(server)
     server.register_blueprint(docs)
     streams.init_app(server)

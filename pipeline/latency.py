@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from typing import Optional
+from typing import Iterable, Optional
 
 logger = logging.getLogger(__name__)
 
@@ -32,8 +32,15 @@ class LatencyWindow:
         """{"n", "p50", "p95", "max"} over the samples of the last ``seconds`` (values rounded to 0.1 ms)."""
         while self.samples and self.samples[0][0] < now - self.seconds:
             self.samples.popleft()
-        values = sorted(v for _, v in self.samples)
-        def r(v):
-            return None if v is None else round(v, 4)
-        return {"n": len(values), "p50": r(percentile(values, 0.5)), "p95": r(percentile(values, 0.95)),
-                "max": r(values[-1] if values else None)}
+        return summarise([v for _, v in self.samples])
+
+
+def summarise(values: Iterable[float]) -> dict:
+    """{"n", "p50", "p95", "max"} of latency samples in seconds (rounded to 0.1 ms; None when there are none)."""
+    ordered = sorted(values)
+
+    def r(v: Optional[float]) -> Optional[float]:
+        return None if v is None else round(v, 4)
+
+    return {"n": len(ordered), "p50": r(percentile(ordered, 0.5)), "p95": r(percentile(ordered, 0.95)),
+            "max": r(ordered[-1] if ordered else None)}
