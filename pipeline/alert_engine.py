@@ -227,9 +227,10 @@ class AlertEngine:
         return len(msgs)
 
     def _tick(self, now: float) -> None:
-        """Once a second: breaker views, lag, webhook backlog and heartbeat — best effort."""
+        """Once a second: breaker views, lag, snoozes, webhook backlog and heartbeat — best effort."""
         self.board.observe(now)
         self.topics.observe_lag()
+        self._best_effort(POSTGRES, self._refresh_snoozes)
         self._best_effort(POSTGRES, self._observe_backlog)
         self._best_effort(REDIS, lambda: speed_layer.heartbeat(
             self.redis, "alert-engine", handled=self.handled, unavailable=self.availability.describe()))
