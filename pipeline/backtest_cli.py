@@ -72,20 +72,22 @@ def main(s: Settings, args) -> int:
 
 
 def _with_bar(conn, s: Settings, spec) -> BacktestResult:
+    """Run with a progress bar on stderr (made once the number of trades is known)."""
     from tqdm import tqdm
 
-    bar = tqdm(total=0, unit=" trades", unit_scale=True, file=sys.stderr, dynamic_ncols=True,
-               desc="backtest", mininterval=0.2)
+    bars: list = []
 
     def progress(done: int, total: int) -> None:
-        if bar.total != total:
-            bar.reset(total=total)
-        bar.update(done - bar.n)
+        if not bars:
+            bars.append(tqdm(total=total, unit=" trades", unit_scale=True, file=sys.stderr, dynamic_ncols=True,
+                             desc="backtest", mininterval=0.2))
+        bars[0].update(done - bars[0].n)
 
     try:
         return run_backtest(conn, s, spec, progress)
     finally:
-        bar.close()
+        for bar in bars:
+            bar.close()
 
 
 def run_queued(s: Settings, run_id: int) -> int:
