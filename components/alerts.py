@@ -12,7 +12,7 @@ from pipeline.alert_types import ALERT_KINDS, MULTIPLE, SEVERITY_LABEL, SIGMAS, 
 
 CSV_FIELDS = ("alert_id", "timestamp", "severity", "alert_type", "symbol", "price", "reference", "deviation",
               "side", "quantity", "message", "status", "delivery_status", "acknowledged", "acknowledged_at",
-              "acknowledged_by")
+              "acknowledged_by", "snooze_id", "notes")
 BREAKER_LABEL = {"CLOSED": "Closed", "HALF_OPEN": "Half-open", "OPEN": "Open"}
 
 
@@ -59,6 +59,7 @@ def alert_table_rows(alerts: Iterable[dict]) -> list[dict]:
             "type": TYPE_LABEL.get(a["alert_type"], a["alert_type"]),
             "symbol": a["symbol"], "price": fmt_price(a["price"]), "deviation": deviation_text(a),
             "message": a.get("message", ""), "status": a.get("status") or "",
+            "notes": a.get("notes") or "",
             "ack": "✓ " + (a.get("acknowledged_by") or "") if a.get("acknowledged") else "",
         })
     return rows
@@ -68,7 +69,7 @@ def alert_table_columns() -> list[dict]:
     return [{"id": k, "name": n} for k, n in (
         ("time", "Time (UTC)"), ("severity", "Severity"), ("type", "Type"), ("symbol", "Symbol"),
         ("price", "Price"), ("deviation", "Deviation"), ("message", "Message"), ("status", "Status"),
-        ("ack", "Acknowledged"))]
+        ("notes", "Notes"), ("ack", "Acknowledged"))]
 
 
 def alerts_csv(alerts: Iterable[dict]) -> str:

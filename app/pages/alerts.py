@@ -1,4 +1,5 @@
-"""Alerts (/alerts): history from PostgreSQL with filters, acknowledge, CSV export; breaker states."""
+"""Alerts (/alerts): history from PostgreSQL with filters, acknowledge, CSV export; notes, snoozes and the
+audit trail (``app.alert_lifecycle_panel``); breaker states."""
 from __future__ import annotations
 
 import time
@@ -7,7 +8,7 @@ import dash
 import dash_bootstrap_components as dbc
 from dash import Input, Output, State, callback, dash_table, dcc, html
 
-from app import ids
+from app import alert_lifecycle_panel, ids
 from app.access import OPERATOR
 from app.auth import current_principal, requires
 from app.guard import guarded
@@ -83,6 +84,7 @@ def layout(**_query) -> html.Div:
             ],
             tooltip_duration=None,
         ), className="panel mb-2"),
+        alert_lifecycle_panel.panels(symbols),
         html.Div([html.H2("Circuit breakers", className="panel-title"),
                   html.Div(id=ids.AL_BREAKERS, className="breaker-grid")], className="panel"),
     ])
@@ -90,9 +92,9 @@ def layout(**_query) -> html.Div:
 
 @callback(Output(ids.AL_TABLE, "data"), Output(ids.AL_TABLE, "selected_rows"), Output(ids.AL_COUNT, "children"),
           *FILTERS, Input(ids.AL_INTERVAL, "n_intervals"), Input(ids.AL_ACK_RESULT, "children"),
-          State(ids.AL_TABLE, "selected_row_ids"))
+          Input(ids.AL_CHANGED, "data"), State(ids.AL_TABLE, "selected_row_ids"))
 @guarded(lambda exc: ([], [], "Alert history unavailable: the database cannot be reached."))
-def refresh(severities, types, symbol, unacked, _n, _ack, selected_ids):
+def refresh(severities, types, symbol, unacked, _n, _ack, _changed, selected_ids):
     rows = alert_table_rows(query(severities, types, symbol, unacked))
     keep = set(selected_ids or [])
     selected = [i for i, r in enumerate(rows) if r["id"] in keep]
