@@ -14,6 +14,7 @@ STAGES = (("event_to_processor", "Event → processor", "trade time to the proce
           ("processor_to_redis", "Processor → Redis", "a batch consumed to its effects in Redis"),
           ("event_to_browser", "Event → browser", "trade time to a page showing the tick"),
           ("web_to_browser", "Web → browser", "the web server's send to the page"))
+MINUTE_BAR = 50_000  # bar width on a date axis (milliseconds): a minute's bar, a gap between
 KIND_COLOR = {"bad_json": theme.DOWN, "invalid_field": "#f97316", "bad_timestamp": theme.ACCENT,
               "too_large": theme.BLUE, "tombstone": theme.MUTED, "database_rejected": "#a855f7"}
 
@@ -84,7 +85,7 @@ def _small(title: str) -> go.Figure:
 def late_chart(series: Sequence[dict]) -> go.Figure:
     fig = _small("late trades per minute")
     fig.add_trace(go.Bar(x=[p["minute"] for p in series], y=[p["late"] for p in series], name="late trades",
-                         marker={"color": theme.DOWN}))
+                         marker={"color": theme.DOWN}, width=MINUTE_BAR))
     return fig
 
 
@@ -93,5 +94,5 @@ def dead_letter_chart(series: Sequence[dict]) -> go.Figure:
     for kind in sorted({p["kind"] for p in series}):
         points = [p for p in series if p["kind"] == kind]
         fig.add_trace(go.Bar(x=[p["minute"] for p in points], y=[p["count"] for p in points], name=kind,
-                             marker={"color": KIND_COLOR.get(kind, theme.MUTED)}))
+                             marker={"color": KIND_COLOR.get(kind, theme.MUTED)}, width=MINUTE_BAR))
     return fig

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import logging
 import math
 import queue
@@ -24,7 +25,7 @@ import msgspec
 from pipeline.events import SYMBOL_PATTERN, Alert, Trade, iso, parse_iso
 from pipeline.rulesets.backtest import AlertComparison, compare_alerts, run_rules, side_by_side
 from pipeline.rulesets.book import RuleBook
-from pipeline.rulesets.config import RulesConfigError, read_rules_source, rulebook_from_settings
+from pipeline.rulesets.config import RulesConfigError, rulebook_from_settings
 from pipeline.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -100,20 +101,25 @@ def parse_symbols(value: Any) -> list[str]:
 
 
 def parse_rules_text(text: Optional[str]) -> Any:
-    """A rules document from JSON/YAML text, a file path (CLI) or nothing (None = the running config)."""
+    """A rules document from JSON or YAML text (None or blank: None = the running configuration).  Never a
+    file path: a web request must not make the server read its files (the CLI reads ``--rules FILE``)."""
     if text is None or not str(text).strip():
         return None
     body = str(text).strip()
-    if body.startswith("{"):
-        return read_rules_source(body, "rules")[0]
-    if "\n" in body or body.startswith(("rulesets", "assign")):
-        import yaml
-
+    if body.startswith(("{", "[")):
         try:
-            return yaml.safe_load(body)
-        except yaml.YAMLError as exc:
-            raise RulesConfigError(f"rules: not JSON nor YAML: {exc}") from None
-    return read_rules_source(body, "rules")[0]
+            return json.loads(body)
+        except json.JSONDecodeError as exc:
+            raise RulesConfigError(f"rules: not JSON: {exc}") from None
+    import yaml
+
+    try:
+        doc = yaml.safe_load(body)
+    except yaml.YAMLError as exc:
+        raise RulesConfigError(f"rules: not JSON nor YAML: {exc}") from None
+    if not isinstance(doc, (dict, type(None))):
+        raise RulesConfigError("rules: must be an object with keys rulesets and assign (JSON or YAML)")
+    return doc
 
 
 def make_spec(settings: Settings, *, symbols: Any, start: Any, end: Any, source: Any = None,

@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 import threading
+from pathlib import Path
 
 import orjson
 
@@ -41,7 +42,7 @@ def main(s: Settings, args) -> int:
         return run_queued(s, args.run_id)
     try:
         spec = make_spec(s, symbols=args.symbols or "", start=args.start, end=args.end, source=args.source,
-                         rules=args.rules)
+                         rules=_rules_text(args.rules))
     except SpecError as exc:
         print(f"stockit backtest: --{exc.field.replace('_', '-')}: {exc.message}", file=sys.stderr)
         return 2
@@ -69,6 +70,17 @@ def main(s: Settings, args) -> int:
         if args.csv:
             print(f"\nwrote {len(result.rows)} alerts to {args.csv}")
     return 0
+
+
+def _rules_text(value):
+    """``--rules``: inline JSON, or a JSON/YAML file (read here: only the command line reads files)."""
+    if value is None or value.lstrip().startswith(("{", "[")):
+        return value
+    path = Path(value).expanduser()
+    try:
+        return path.read_text()
+    except OSError as exc:
+        raise SpecError("rules", f"cannot read {path}: {exc.strerror or exc}") from None
 
 
 def _with_bar(conn, s: Settings, spec) -> BacktestResult:
