@@ -22,6 +22,7 @@ from pipeline.snooze import SnoozeRequestError, check_request
 
 TYPE_OPTIONS = [{"label": k.label, "value": k.name} for k in ALERT_KINDS.values()]
 NEEDS_OPERATOR = "Needs the operator or admin role"
+SNOOZE_HINT = "Matching alerts are kept, marked snoozed and sent to no webhook"
 
 
 def _may_act() -> bool:
@@ -43,26 +44,27 @@ def panels(symbols: list[str]) -> html.Div:
                   html.Div(id=ids.AL_DETAIL),
                   dcc.Textarea(id=ids.AL_NOTE_TEXT, placeholder="Write a note on the selected alert…",
                                className="lc-note-text mt-2", disabled=not may, title=hint),
-                  html.Div([dbc.Button("Add note", id=ids.AL_NOTE_ADD, size="sm", color="secondary", outline=True,
-                                       disabled=not may, title=hint),
-                            html.Span(id=ids.AL_NOTE_RESULT, className="lc-result")], className="lc-form mt-1")],
+                  html.Div([dbc.Button("Add note", id=ids.AL_NOTE_ADD, size="sm", color="secondary",
+                                       outline=True, disabled=not may, title=hint),
+                            html.Span(id=ids.AL_NOTE_RESULT, className="lc-result")],
+                           className="lc-form mt-1")],
                  className="panel"),
         html.Div([html.H2("Snoozes", className="panel-title"),
                   html.Div([dcc.Dropdown(id=ids.AL_SNOOZE_TYPE, options=TYPE_OPTIONS, placeholder="Any type",
                                          className="filter-dropdown", disabled=not may),
                             dcc.Dropdown(id=ids.AL_SNOOZE_SYMBOL, options=symbols, placeholder="Any symbol",
                                          className="filter-dropdown", disabled=not may),
-                            dcc.Dropdown(id=ids.AL_SNOOZE_MINUTES, options=DURATIONS, value=60, clearable=False,
-                                         className="filter-dropdown", disabled=not may),
+                            dcc.Dropdown(id=ids.AL_SNOOZE_MINUTES, options=DURATIONS, value=60,
+                                         clearable=False, className="filter-dropdown", disabled=not may),
                             dbc.Input(id=ids.AL_SNOOZE_COMMENT, placeholder="Why (shown in the audit trail)",
                                       size="sm", disabled=not may),
                             dbc.Button("Snooze", id=ids.AL_SNOOZE_ADD, size="sm", color="info", outline=True,
-                                       disabled=not may, title=hint or "Matching alerts are kept, marked snoozed "
-                                                                       "and sent to no webhook")],
+                                       disabled=not may, title=hint or SNOOZE_HINT)],
                            className="lc-form"),
                   html.Div(id=ids.AL_SNOOZE_RESULT, className="lc-result"),
                   html.Div(id=ids.AL_SNOOZES)], className="panel"),
-        html.Div([html.H2("Audit trail", className="panel-title"), html.Div(id=ids.AL_AUDIT)], className="panel"),
+        html.Div([html.H2("Audit trail", className="panel-title"), html.Div(id=ids.AL_AUDIT)],
+                 className="panel"),
     ], className="lc-grid mb-2")
 
 
@@ -93,7 +95,8 @@ def detail(selected_ids, _changed, _n):
           Input(ids.AL_NOTE_ADD, "n_clicks"), State(ids.AL_NOTE_TEXT, "value"),
           State(ids.AL_TABLE, "selected_row_ids"), State(ids.AL_CHANGED, "data"), prevent_initial_call=True)
 @requires(OPERATOR, "annotating alerts")
-@guarded(lambda exc: ("Could not save the note: the database cannot be reached.", dash.no_update, dash.no_update))
+@guarded(lambda exc: ("Could not save the note: the database cannot be reached.", dash.no_update,
+                      dash.no_update))
 def add_note(_clicks, text, selected_ids, changed):
     alert_id = _selected(selected_ids)
     if alert_id is None:
@@ -119,10 +122,11 @@ def snooze(_clicks, alert_type, symbol, minutes, comment, changed):
         req = check_request({"alert_type": alert_type, "symbol": symbol, "duration_minutes": minutes,
                              "comment": comment}, time.time())
     except SnoozeRequestError as exc:
-        return html.Span([html.B(exc.field.replace("_", " ")), f": {exc.message}"], className="text-danger"), \
-            dash.no_update, dash.no_update
+        error = html.Span([html.B(exc.field.replace("_", " ")), f": {exc.message}"], className="text-danger")
+        return error, dash.no_update, dash.no_update
     made = _lifecycle(lambda lc: lc.create_snooze(req, current_principal().name))
-    return f"Snooze #{made['snooze_id']} in force until {fmt_time(made['ends_at'])} UTC.", (changed or 0) + 1, ""
+    until = fmt_time(made["ends_at"])
+    return f"Snooze #{made['snooze_id']} in force until {until} UTC.", (changed or 0) + 1, ""
 
 
 @callback(Output(ids.AL_SNOOZE_RESULT, "children", allow_duplicate=True),
@@ -136,7 +140,8 @@ def end_snooze(clicks, changed):
         return dash.no_update, dash.no_update
     snooze_id = ctx.triggered_id["snooze"]
     _, ended = _lifecycle(lambda lc: lc.delete_snooze(snooze_id, current_principal().name))
-    return (f"Snooze #{snooze_id} ended." if ended else f"Snooze #{snooze_id} was over already."), (changed or 0) + 1
+    said = f"Snooze #{snooze_id} ended." if ended else f"Snooze #{snooze_id} was over already."
+    return said, (changed or 0) + 1
 
 
 @callback(Output(ids.AL_SNOOZES, "children"), Output(ids.AL_AUDIT, "children"),

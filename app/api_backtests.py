@@ -14,10 +14,9 @@ from app import backtests, params
 from app.access import OPERATOR
 from app.api import _args, _NotFound, _services, api, error_response, json_response
 from app.auth import current_principal, requires
-from pipeline.backtest import SpecError, csv_text
+from pipeline.backtest import DIFFERENCES, SpecError, csv_text
 
 logger = logging.getLogger(__name__)
-DIFFERENCES = ("both", "only_actual", "only_candidate")
 
 
 @api.post("/backtests")

@@ -28,17 +28,18 @@ class QueueFull(Exception):
 
 
 def launch(services: Services, fields: Mapping[str, Any], requested_by: str) -> dict:
-    """Queue a backtest of ``fields`` (raises SpecError naming a bad field, QueueFull) and start its process."""
+    """Queue a backtest of ``fields`` (SpecError names a bad field; QueueFull) and start its process."""
     s = services.settings
     spec = make_spec(s, **{k: fields.get(k) for k in SPEC_FIELDS})
     if services.history(lambda h: BacktestRuns(h).open_runs()) >= s.backtest_queue:
-        raise QueueFull(f"{s.backtest_queue} backtests are queued or running already (STOCKIT_BACKTEST_QUEUE); "
-                        "try again when one finishes")
+        raise QueueFull(f"{s.backtest_queue} backtests are queued or running already "
+                        "(STOCKIT_BACKTEST_QUEUE); try again when one finishes")
     run = services.history(lambda h: BacktestRuns(h).create(spec, requested_by))
     try:
         start_worker(services, run["run_id"])
     except OSError as exc:
-        services.history(lambda h: BacktestRuns(h).fail(run["run_id"], f"could not start the process: {exc}"))
+        why = f"could not start the process: {exc}"
+        services.history(lambda h: BacktestRuns(h).fail(run["run_id"], why))
         raise
     logger.info("backtest %d queued by %s: %s", run["run_id"], requested_by, ", ".join(spec.symbols))
     return run

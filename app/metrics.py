@@ -8,6 +8,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 STREAMS = ("prices", "alerts", "aggregates", "sse-prices")
+BROWSER_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 
 class WebMetrics:
@@ -21,8 +22,7 @@ class WebMetrics:
         self.browser_latency = Histogram("web_browser_latency_seconds", "Latency measured by browsers from "
                                          "their WebSocket ticks: event_to_browser (trade event time to the "
                                          "page), web_to_browser (the web server's send to the page)",
-                                         ["stage"], buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5,
-                                                             10, 30), registry=r)
+                                         ["stage"], buckets=BROWSER_BUCKETS, registry=r)
         for stream in STREAMS:
             self.ws_clients.labels(stream).set(0)
 

@@ -201,5 +201,6 @@ def openapi_document() -> dict:
         "servers": [{"url": "/api/v1"}],
         "security": SIGNED_IN,
         "paths": {**PATHS, **openapi_analysis.PATHS},
-        "components": {"schemas": {**SCHEMAS, **openapi_analysis.SCHEMAS}, "securitySchemes": SECURITY_SCHEMES},
+        "components": {"schemas": {**SCHEMAS, **openapi_analysis.SCHEMAS},
+                       "securitySchemes": SECURITY_SCHEMES},
     }

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from app.openapi import (BOOL, E400, E401, E403, E404, E503, ERR, INT, NUM, STR, TIME, _list, _n, _obj, _ok,
                          _param, _ref)
+from pipeline.backtest import DIFFERENCES
+from pipeline.history.lifecycle import SNOOZE_STATES
 
 E409 = {"409": {"description": "the snooze is over already (expired or deleted)", **ERR}}
 E429 = {"429": {"description": "STOCKIT_BACKTEST_QUEUE backtests are queued or running already", **ERR}}
@@ -27,12 +29,14 @@ SCHEMAS = {
     "BacktestRequest": _obj({"symbols": {"oneOf": [{"type": "array", "items": STR}, STR]},
                              "start": {"oneOf": [STR, NUM]}, "end": {"oneOf": [STR, NUM]}},
                             {"source": _n(STR),
-                             "rules": {"description": "the candidate rules in the STOCKIT_RULES format (an object, "
-                                                      "or JSON/YAML text); absent: the running configuration",
+                             "rules": {"description": "the candidate rules in the STOCKIT_RULES format (an "
+                                                      "object, or JSON/YAML text); absent: the running "
+                                                      "configuration",
                                        "oneOf": [{"type": "object", "additionalProperties": True}, STR]}}),
     "BacktestAlert": _obj({"alert_id": STR, "alert_type": STR, "severity": STR, "symbol": STR, "price": NUM,
-                           "reference": NUM, "deviation": NUM, "trade_id": STR, "timestamp": TIME, "message": STR,
-                           "side": STR, "quantity": NUM, "in_actual": BOOL, "in_candidate": BOOL}),
+                           "reference": NUM, "deviation": NUM, "trade_id": STR, "timestamp": TIME,
+                           "message": STR, "side": STR, "quantity": NUM, "in_actual": BOOL,
+                           "in_candidate": BOOL}),
     "BacktestAlerts": _obj({"run_id": INT, "count": INT, "alerts": _list("BacktestAlert")}),
     "Snooze": _obj({"snooze_id": INT, "alert_type": _n(STR), "symbol": _n(STR), "source": _n(STR),
                     "starts_at": TIME, "ends_at": TIME, "created_by": STR, "comment": STR, "created_at": TIME,
@@ -47,8 +51,8 @@ SCHEMAS = {
     "Note": _obj({"note_id": INT, "alert_id": STR, "author": STR, "body": STR, "created_at": TIME}),
     "Notes": _obj({"alert_id": STR, "count": INT, "notes": _list("Note")}),
     "AuditEvent": _obj({"event_id": _n(INT), "at": TIME, "actor": STR,
-                        "action": {"type": "string",
-                                   "enum": ["ack", "snooze_create", "snooze_delete", "snooze_expire", "note"]},
+                        "action": {"type": "string", "enum": ["ack", "snooze_create", "snooze_delete",
+                                                              "snooze_expire", "note"]},
                         "alert_id": _n(STR), "snooze_id": _n(INT), "detail": STR}),
     "Audit": _obj({"count": INT, "events": _list("AuditEvent")}),
     "Quality": _obj({
@@ -64,13 +68,14 @@ SCHEMAS = {
                 "offset": _n(INT), "symbol": _n(STR), "source": _n(STR), "value": STR})}}),
         "sequence_gaps": _obj({
             "exchanges": {"type": "array", "items": _obj({
-                "exchange": STR, "trades": INT, "first": _n(INT), "last": _n(INT), "gaps": INT, "missing": INT,
-                "repeated": INT, "missing_pct": NUM})},
+                "exchange": STR, "trades": INT, "first": _n(INT), "last": _n(INT), "gaps": INT,
+                "missing": INT, "repeated": INT, "missing_pct": NUM})},
             "largest": {"type": "array", "items": _obj({"exchange": STR, "symbol": STR, "ts": TIME,
                                                           "sequence": INT, "missing": INT})}}),
         "latency": {"type": "object", "nullable": True, "additionalProperties": LATENCY,
-                    "description": "seconds per stage: event_to_processor, processor_to_redis (the processor's "
-                                   "last minute), event_to_browser, web_to_browser (browsers' last 5 minutes)"}}),
+                    "description": "seconds per stage: event_to_processor, processor_to_redis (the "
+                                   "processor's last minute), event_to_browser, web_to_browser (browsers' "
+                                   "last 5 minutes)"}}),
     "BrowserLatency": _obj({"samples": {"type": "array", "minItems": 1, "maxItems": 200, "items": _obj({
         "stage": {"type": "string", "enum": ["event_to_browser", "web_to_browser"]},
         "seconds": {"type": "number", "minimum": 0, "maximum": 3600}})}}),
@@ -108,29 +113,33 @@ PATHS = {
                         "BacktestRun", "202", "backtests", [], "BacktestRequest", E429,
                         "Needs the operator or admin role: a backtest costs CPU on the pipeline's machines. "
                         "Errors name the field (error.parameter), a bad rules key included.")},
-    "/backtests/{run_id}": {"get": _get("One backtest run: status, progress, summary", "BacktestRun", [RUN_ID],
-                                        "backtests", E404)},
+    "/backtests/{run_id}": {"get": _get("One backtest run: status, progress, summary", "BacktestRun",
+                                        [RUN_ID], "backtests", E404)},
     "/backtests/{run_id}/alerts": {"get": {
         **_get("The run's alerts: fired, raised by the candidate, or both", "BacktestAlerts",
                [RUN_ID, _param("symbol", "query", STR, "only this symbol"),
-                _param("difference", "query", {"type": "string", "enum": ["both", "only_actual", "only_candidate"]},
+                _param("difference", "query", {"type": "string", "enum": list(DIFFERENCES)},
                        "only alerts on both sides, or only on one"),
                 _param("format", "query", {"type": "string", "enum": ["json", "csv"], "default": "json"},
                        "csv: a download of every alert with its difference"), LIMIT], "backtests", E404)}},
     "/snoozes": {
         "get": _get("Snoozes, newest first", "Snoozes",
-                    [_param("state", "query", {"type": "string", "enum": ["active", "pending", "ended", "all"],
-                                               "default": "active"}, "which snoozes"), LIMIT], "lifecycle"),
+                    [_param("state", "query", {"type": "string", "enum": list(SNOOZE_STATES),
+                                               "default": "active"}, "which snoozes"), LIMIT],
+                    "lifecycle"),
         "post": _change("Snooze alerts of a type, symbol and/or source for a period", "Snooze", "201",
                         "lifecycle", [], "SnoozeRequest", {},
-                        OPERATOR_NOTE + " Matching alerts are kept, marked snoozed and sent to no webhook. Give "
-                                        "ends_at or duration_minutes (1 minute to 30 days) and a comment.")},
+                        OPERATOR_NOTE + " Matching alerts are kept, marked snoozed and sent to no webhook. "
+                                        "Give ends_at or duration_minutes (1 minute to 30 days) and a "
+                                        "comment.")},
     "/snoozes/{snooze_id}": {
         "get": _get("One snooze", "Snooze", [SNOOZE_ID], "lifecycle", E404),
-        "delete": _change("End a snooze now", "Snooze", "200", "lifecycle", [SNOOZE_ID], None, {**E404, **E409})},
+        "delete": _change("End a snooze now", "Snooze", "200", "lifecycle", [SNOOZE_ID], None,
+                          {**E404, **E409})},
     "/alerts/{alert_id}/notes": {
         "get": _get("Notes on an alert, oldest first", "Notes", [ALERT_ID], "lifecycle", E404),
-        "post": _change("Write a note on an alert", "Note", "201", "lifecycle", [ALERT_ID], "NoteRequest", E404)},
+        "post": _change("Write a note on an alert", "Note", "201", "lifecycle", [ALERT_ID], "NoteRequest",
+                        E404)},
     "/audit": {"get": _get("Who did what and when (acknowledgements, snoozes, notes), newest first", "Audit",
                            [_param("alert_id", "query", STR, "events of this alert (and of the snooze that "
                                                              "snoozed it)"),

@@ -113,7 +113,7 @@ def choices(args: Mapping[str, str], name: str, allowed: Iterable[str]) -> list[
 
 
 def json_object(raw: bytes, allowed: Iterable[str]) -> dict:
-    """A request body that must be a JSON object of ``allowed`` fields (BadParameter names the first wrong one)."""
+    """A request body that must be a JSON object of ``allowed`` fields (BadParameter names the wrong one)."""
     import orjson
 
     try:

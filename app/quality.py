@@ -49,7 +49,8 @@ def check_samples(body: dict) -> list[tuple[str, float]]:
         stage, seconds = s["stage"], s["seconds"]
         if stage not in BROWSER_STAGES:
             raise ValueError(f"samples[{i}].stage: one of {', '.join(BROWSER_STAGES)}")
-        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds <= MAX_LATENCY:
+        number = isinstance(seconds, (int, float)) and not isinstance(seconds, bool)
+        if not number or not 0 <= seconds <= MAX_LATENCY:
             raise ValueError(f"samples[{i}].seconds: a number from 0 to {MAX_LATENCY:g}")
         out.append((stage, float(seconds)))
     return out
@@ -122,17 +123,19 @@ class QualityGauges:
 
     def _families(self) -> list:
         try:
-            gaps, late = self.services.history(lambda h: (QualityReport(h).sequence_gaps(GAUGE_WINDOW_MINUTES),
-                                                          QualityReport(h).late_trades(GAUGE_WINDOW_MINUTES)))
+            minutes = GAUGE_WINDOW_MINUTES
+            gaps, late = self.services.history(lambda h: (QualityReport(h).sequence_gaps(minutes),
+                                                          QualityReport(h).late_trades(minutes)))
         except Unavailable as exc:
             logger.info("quality gauges unavailable: %s", exc)
             return []
         window = f"over the last {GAUGE_WINDOW_MINUTES} minutes of event time"
         g_gaps = GaugeMetricFamily("stockit_sequence_gaps", f"Gaps in sequence per exchange {window}",
                                    labels=["exchange"])
-        g_missing = GaugeMetricFamily("stockit_sequence_missing", f"Sequence numbers missing per exchange {window}",
-                                      labels=["exchange"])
-        g_late = GaugeMetricFamily("stockit_late_trades", f"Late trades stored per source and symbol {window}",
+        g_missing = GaugeMetricFamily("stockit_sequence_missing",
+                                      f"Sequence numbers missing per exchange {window}", labels=["exchange"])
+        g_late = GaugeMetricFamily("stockit_late_trades",
+                                   f"Late trades stored per source and symbol {window}",
                                    labels=["source", "symbol"])
         for r in gaps["exchanges"]:
             g_gaps.add_metric([r["exchange"]], r["gaps"])

@@ -55,7 +55,9 @@
   function recordLatency(msg) {
     if (!msg || msg.type !== "prices") { return; }
     var now = Date.now() / 1000, add = function (stage, s) {
-      if (s >= 0 && s <= 3600) { latencySamples.push({stage: stage, seconds: Math.round(s * 10000) / 10000}); }
+      if (s >= 0 && s <= 3600) {
+        latencySamples.push({stage: stage, seconds: Math.round(s * 10000) / 10000});
+      }
     };
     if (typeof msg.server_ts === "number") { add("web_to_browser", now - msg.server_ts); }
     var prices = msg.prices || {};

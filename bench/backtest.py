@@ -59,12 +59,12 @@ def seed(url: str, n: int) -> tuple[float, int]:
         buf = io.StringIO("".join(
             f"{t.trade_id}\t{t.symbol}\t{t.price!r}\t{t.quantity!r}\t{t.side}\t{t.exchange}\t{t.trader_id}\t"
             f"{t.sequence}\t{iso(t.ts)}\tf\n" for t in trades))
-        cur.copy_expert("COPY trades (trade_id, symbol, price, quantity, side, exchange, trader_id, sequence, "
-                        "ts, late) FROM STDIN", buf)
+        cur.copy_expert("COPY trades (trade_id, symbol, price, quantity, side, exchange, trader_id, "
+                        "sequence, ts, late) FROM STDIN", buf)
         alerts = list(run_rules(trades))
         psycopg2.extras.execute_values(cur, """
-            INSERT INTO alerts (alert_id, alert_type, severity, symbol, price, reference, deviation, trade_id, ts,
-                                message, side, quantity) VALUES %s""",
+            INSERT INTO alerts (alert_id, alert_type, severity, symbol, price, reference, deviation,
+                                trade_id, ts, message, side, quantity) VALUES %s""",
             [(a.alert_id, a.alert_type, a.severity, a.symbol, a.price, a.reference, a.deviation, a.trade_id,
               a.ts, a.message, a.side, a.quantity) for a in alerts],
             template="(%s, %s, %s, %s, %s, %s, %s, %s, to_timestamp(%s), %s, %s, %s)", page_size=2000)
@@ -95,7 +95,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--trades", type=int, default=1_000_000)
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--reuse", action="store_true", help="do not seed: the trades are in DATABASE_URL already")
+    ap.add_argument("--reuse", action="store_true",
+                    help="do not seed: the trades are in DATABASE_URL already")
     args = ap.parse_args()
     home, server = None, None
     url = os.environ.get("DATABASE_URL")

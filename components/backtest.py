@@ -30,7 +30,8 @@ def counts_table(summary: Optional[dict]) -> html.Table:
     for r in counts:
         change = r["candidate"] - r["actual"]
         rows.append(html.Tr([html.Td(TYPE_LABEL.get(r["alert_type"], r["alert_type"])), html.Td(r["symbol"]),
-                             html.Td(r["actual"], className="r num"), html.Td(r["candidate"], className="r num"),
+                             html.Td(r["actual"], className="r num"),
+                             html.Td(r["candidate"], className="r num"),
                              html.Td(r["both"], className="r num"),
                              html.Td(f"{change:+d}", className="r num " + ("up" if change > 0 else
                                                                           "down" if change < 0 else ""))],
@@ -51,8 +52,8 @@ def summary_line(run: dict) -> str:
     s = run.get("summary") or {}
     if run["status"] != "done":
         return ""
-    return (f"{s['trades']:,} trades in {s['seconds']:.2f}s · {s['actual']} fired · {s['candidate']} with the "
-            f"candidate rules · {s['matched']} in both · {s['only_in_actual']} only fired · "
+    return (f"{s['trades']:,} trades in {s['seconds']:.2f}s · {s['actual']} fired · {s['candidate']} "
+            f"with the candidate rules · {s['matched']} in both · {s['only_in_actual']} only fired · "
             f"{s['only_in_candidate']} only candidate")
 
 
@@ -90,15 +91,16 @@ def runs_rows(runs: Sequence[dict]) -> list[dict]:
 
 
 def runs_columns() -> list[dict]:
-    return [{"id": k, "name": n} for k, n in (("run", "Run"), ("by", "By"), ("symbols", "Symbols"),
-                                                ("range", "Range (UTC)"), ("rules", "Rules"), ("status", "Status"),
-                                                ("alerts", "Fired → candidate"))]
+    return [{"id": k, "name": n} for k, n in (
+        ("run", "Run"), ("by", "By"), ("symbols", "Symbols"), ("range", "Range (UTC)"), ("rules", "Rules"),
+        ("status", "Status"), ("alerts", "Fired → candidate"))]
 
 
 def difference_rows(alerts: Sequence[dict]) -> list[dict]:
-    return [{"time": fmt_time(a["timestamp"], with_date=True), "type": TYPE_LABEL.get(a["alert_type"], a["alert_type"]),
-             "symbol": a["symbol"], "price": fmt_price(a["price"]), "message": a["message"],
-             "alert_id": a["alert_id"]} for a in alerts]
+    return [{"time": fmt_time(a["timestamp"], with_date=True),
+             "type": TYPE_LABEL.get(a["alert_type"], a["alert_type"]), "symbol": a["symbol"],
+             "price": fmt_price(a["price"]), "message": a["message"], "alert_id": a["alert_id"]}
+            for a in alerts]
 
 
 def difference_columns() -> list[dict]:
@@ -130,8 +132,8 @@ def timeline_figure(candles: Sequence[dict], alerts: Sequence[dict], symbol: str
                                         DIFFERENCE_LABEL[difference_of(a)]] for a in side],
             hovertemplate="%{customdata[0]} · %{customdata[1]}<br>%{y}<extra></extra>"))
     if not candles and not alerts:
-        fig.add_annotation(text=f"No candles or alerts for {symbol} in this range", showarrow=False, xref="paper",
-                           yref="paper", x=0.5, y=0.5, font={"color": theme.MUTED, "size": 14})
+        fig.add_annotation(text=f"No candles or alerts for {symbol} in this range", showarrow=False,
+                           xref="paper", yref="paper", x=0.5, y=0.5, font={"color": theme.MUTED, "size": 14})
     return fig
 
 

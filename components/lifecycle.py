@@ -25,12 +25,13 @@ def snooze_matchers(s: dict) -> str:
 
 
 def snooze_item(s: dict, end_button=None) -> html.Div:
+    kept = s.get("snoozed", 0)
     return html.Div([
         end_button or "",
         html.Div([html.Span(f"#{s['snooze_id']}", className="lc-badge"), snooze_matchers(s)]),
         html.Div(s["comment"]),
         html.Div(f"by {s['created_by']} · until {fmt_time(s['ends_at'], with_date=True)} UTC · "
-                 f"{s.get('snoozed', 0)} alert{'s' if s.get('snoozed', 0) != 1 else ''} kept back", className="lc-meta"),
+                 f"{kept} alert{'s' if kept != 1 else ''} kept back", className="lc-meta"),
     ], className="lc-item snooze-item", id=f"snooze-{s['snooze_id']}")
 
 
@@ -55,8 +56,9 @@ def audit_list(events: Sequence[dict], empty: str = "Nobody has done anything ye
 
 
 def note_item(n: dict) -> html.Div:
-    return html.Div([html.Div(n["body"]), html.Div(f"{n['author']} · {fmt_time(n['created_at'], with_date=True)} UTC",
-                                                   className="lc-meta")], className="lc-item note-item")
+    when = fmt_time(n["created_at"], with_date=True)
+    return html.Div([html.Div(n["body"]), html.Div(f"{n['author']} · {when} UTC", className="lc-meta")],
+                    className="lc-item note-item")
 
 
 def alert_detail(alert: Optional[dict], snooze: Optional[dict], notes: Sequence[dict],
@@ -70,8 +72,9 @@ def alert_detail(alert: Optional[dict], snooze: Optional[dict], notes: Sequence[
                                className="me-1", id="detail-snoozed")
     else:
         state_line = dbc.Badge(state, color="secondary", className="me-1")
-    ack = dbc.Badge(f"acknowledged by {alert['acknowledged_by']}", color="success") if alert.get("acknowledged") \
-        else ""
+    ack = ""
+    if alert.get("acknowledged"):
+        ack = dbc.Badge(f"acknowledged by {alert['acknowledged_by']}", color="success")
     return [
         html.Div([html.B(f"{alert['symbol']} · {TYPE_LABEL.get(alert['alert_type'], alert['alert_type'])}"),
                   html.Span(f"  {fmt_time(alert['timestamp'], with_date=True)} UTC", className="lc-meta")]),

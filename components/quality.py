@@ -39,13 +39,14 @@ def latency_figures(latency: Optional[dict]) -> list:
 
 def _table(head: Sequence[str], rows: list, table_id: str, empty: str) -> html.Table:
     body = rows or [html.Tr(html.Td(empty, colSpan=len(head), className="empty"))]
-    return html.Table([html.Thead(html.Tr([html.Th(h, className="r" if i > 1 else "") for i, h in enumerate(head)])),
-                       html.Tbody(body)], className="bt-table", id=table_id)
+    heads = [html.Th(h, className="r" if i > 1 else "") for i, h in enumerate(head)]
+    return html.Table([html.Thead(html.Tr(heads)), html.Tbody(body)], className="bt-table", id=table_id)
 
 
 def late_table(rows: Sequence[dict]) -> html.Table:
     return _table(("Source", "Symbol", "Trades", "Late", "Late %"), [
-        html.Tr([html.Td(r["source"] or "—"), html.Td(r["symbol"]), html.Td(f"{r['trades']:,}", className="r num"),
+        html.Tr([html.Td(r["source"] or "—"), html.Td(r["symbol"]),
+                 html.Td(f"{r['trades']:,}", className="r num"),
                  html.Td(r["late"], className="r num" + (" down" if r["late"] else "")),
                  html.Td(f"{r['late_pct']:.2f}", className="r num")]) for r in rows],
         "dq-late-table", "No trades in this window.")
@@ -55,10 +56,12 @@ def gaps_table(gaps: dict) -> html.Div:
     rows = [html.Tr([html.Td(r["exchange"] or "—"), html.Td(f"{r['first']}–{r['last']}"),
                      html.Td(f"{r['trades']:,}", className="r num"),
                      html.Td(r["gaps"], className="r num" + (" down" if r["gaps"] else "")),
-                     html.Td(f"{r['missing']:,}", className="r num"), html.Td(f"{r['missing_pct']:.2f}", className="r num"),
+                     html.Td(f"{r['missing']:,}", className="r num"),
+                     html.Td(f"{r['missing_pct']:.2f}", className="r num"),
                      html.Td(r["repeated"], className="r num")]) for r in gaps["exchanges"]]
     largest = [html.Div(f"{g['exchange']}: {g['missing']} missing before #{g['sequence']} ({g['symbol']}, "
-                        f"{fmt_time(g['ts'], with_date=True)} UTC)", className="lc-item") for g in gaps["largest"][:8]]
+                        f"{fmt_time(g['ts'], with_date=True)} UTC)", className="lc-item")
+               for g in gaps["largest"][:8]]
     return html.Div([
         _table(("Exchange", "Sequence range", "Trades", "Gaps", "Missing", "Missing %", "Repeated"), rows,
                "dq-gaps-table", "No trades with a sequence number in this window."),
@@ -68,7 +71,8 @@ def gaps_table(gaps: dict) -> html.Div:
 
 def dead_letter_rows(recent: Sequence[dict]) -> list[dict]:
     return [{"time": fmt_time(r["failed_at"], with_date=True), "kind": r["kind"], "reason": r["reason"],
-             "where": f"{r['topic']}[{r['partition']}]@{r['offset']}" if r["partition"] is not None else r["topic"],
+             "where": r["topic"] if r["partition"] is None
+             else f"{r['topic']}[{r['partition']}]@{r['offset']}",
              "value": r["value"]} for r in recent]
 
 

@@ -3,9 +3,10 @@
 Consumes ``trade-alerts``.  For each alert: an active snooze that matches it (``pipeline.snooze``,
 read from PostgreSQL every few seconds) marks it ``snoozed`` — kept, counted, routed nowhere;
 otherwise the Redis dedup window decides new or suppressed (suppressed alerts are counted and marked
-``suppressed`` in PostgreSQL, never dropped without trace); the symbol's breaker advances by the alert's event time and is saved to Redis; the
-decision — and, for CRITICAL and HIGH alerts, one webhook delivery per configured URL — is stored
-in PostgreSQL; every alert is logged as one structured line.  Webhooks go out from per-URL workers
+``suppressed`` in PostgreSQL, never dropped without trace); the symbol's breaker advances by the
+alert's event time and is saved to Redis; the decision — and, for CRITICAL and HIGH alerts, one
+webhook delivery per configured URL — is stored in PostgreSQL; every alert is logged as one
+structured line.  Webhooks go out from per-URL workers
 (``webhook_delivery``), never from this loop.
 
 Offsets are committed only after every alert of the batch is handled and stored, so a restart
@@ -261,7 +262,6 @@ class AlertEngine:
     def handle(self, alert: Alert) -> str:
         """Snooze or dedup, breaker, store the decision (and the deliveries), log. Idempotent; returns the
         outcome."""
-        m = self.metrics
         snooze = self.snoozes.matching(alert.alert_type, alert.symbol, getattr(alert, "source", None),
                                        self.clock())
         if snooze is not None:  # kept and marked, sent nowhere, opens no dedup window; the breaker counts it

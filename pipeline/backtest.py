@@ -161,8 +161,8 @@ def candidate_rulebook(settings: Settings, spec: BacktestSpec) -> RuleBook:
 
 
 # --- reading PostgreSQL -----------------------------------------------------------------------------
-TRADE_COLUMNS = ("trade_id, symbol, price, quantity, side, exchange, extract(epoch FROM ts)::float8, trader_id, "
-                 "sequence")  # Trade's field order
+TRADE_COLUMNS = ("trade_id, symbol, price, quantity, side, exchange, extract(epoch FROM ts)::float8, "
+                 "trader_id, sequence")  # Trade's field order
 ALERT_COLUMNS = ("alert_id, alert_type, severity, symbol, price, reference, deviation, trade_id, "
                  "extract(epoch FROM ts)::float8, message, side, quantity")  # Alert's field order
 
@@ -300,6 +300,9 @@ def run_backtest(conn, settings: Settings, spec: BacktestSpec, progress: Optiona
 
 
 # --- views of a result --------------------------------------------------------------------------------
+DIFFERENCES = ("both", "only_actual", "only_candidate")  # where an alert stands: on both sides, or one
+
+
 def difference(in_actual: bool, in_candidate: bool) -> str:
     return "both" if in_actual and in_candidate else "only_actual" if in_actual else "only_candidate"
 
@@ -315,7 +318,8 @@ def csv_text(rows) -> str:
             d = alert.to_wire()
         else:
             d, in_actual, in_candidate = dict(row), row["in_actual"], row["in_candidate"]
-        d.update(in_actual=in_actual, in_candidate=in_candidate, difference=difference(in_actual, in_candidate))
+        d.update(in_actual=in_actual, in_candidate=in_candidate,
+                 difference=difference(in_actual, in_candidate))
         w.writerow(d)
     return out.getvalue()
 

@@ -91,8 +91,8 @@ def _with_bar(conn, s: Settings, spec) -> BacktestResult:
 
     def progress(done: int, total: int) -> None:
         if not bars:
-            bars.append(tqdm(total=total, unit=" trades", unit_scale=True, file=sys.stderr, dynamic_ncols=True,
-                             desc="backtest", mininterval=0.2))
+            bars.append(tqdm(total=total, unit=" trades", unit_scale=True, file=sys.stderr,
+                             dynamic_ncols=True, desc="backtest", mininterval=0.2))
         bars[0].update(done - bars[0].n)
 
     try:

@@ -36,7 +36,7 @@ class LatencyWindow:
 
 
 def summarise(values: Iterable[float]) -> dict:
-    """{"n", "p50", "p95", "max"} of latency samples in seconds (rounded to 0.1 ms; None when there are none)."""
+    """{"n", "p50", "p95", "max"} of latency samples in seconds (rounded to 0.1 ms; None if none)."""
     ordered = sorted(values)
 
     def r(v: Optional[float]) -> Optional[float]:

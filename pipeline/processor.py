@@ -37,7 +37,8 @@ def deadletter_record(msg: kafka_io.Message, reason: str, kind: str = "") -> tup
     """The dead-letter message (key, value) of a record that is not a valid trade (``kind``: its label)."""
     raw = msg.value() or b""
     return msg.key(), orjson.dumps({
-        "reason": reason, "kind": kind, "topic": msg.topic(), "partition": msg.partition(), "offset": msg.offset(),
+        "reason": reason, "kind": kind, "topic": msg.topic(), "partition": msg.partition(),
+        "offset": msg.offset(),
         "key": msg.key().decode("utf-8", "replace") if msg.key() else None,
         "value": raw[:65536].decode("utf-8", "replace"), "failed_at": iso(time.time())})
 

@@ -155,4 +155,3 @@ def check_request(fields: Mapping[str, Any], now: float) -> SnoozeRequest:
     if len(comment) > COMMENT_MAX:
         raise SnoozeRequestError("comment", f"at most {COMMENT_MAX} characters")
     return SnoozeRequest(alert_type, symbol, source, starts_at, ends_at, comment)
-

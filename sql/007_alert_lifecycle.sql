@@ -72,7 +72,8 @@ CREATE TABLE IF NOT EXISTS backtest_runs (
     finished_at   timestamptz,
     updated_at    timestamptz  NOT NULL DEFAULT now()
 );
-CREATE INDEX IF NOT EXISTS backtest_runs_open_idx ON backtest_runs (run_id) WHERE status IN ('queued', 'running');
+CREATE INDEX IF NOT EXISTS backtest_runs_open_idx ON backtest_runs (run_id)
+    WHERE status IN ('queued', 'running');
 
 CREATE TABLE IF NOT EXISTS backtest_alerts (
     run_id        bigint           NOT NULL REFERENCES backtest_runs ON DELETE CASCADE,

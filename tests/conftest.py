@@ -77,7 +77,8 @@ def clean_stores(servers):
     conn = psycopg2.connect(servers.database_url)
     with conn, conn.cursor() as cur:
         cur.execute("TRUNCATE trades, candles, alerts, outbox, processor_checkpoints, webhook_deliveries")
-        cur.execute("TRUNCATE alert_snoozes, alert_notes, alert_audit, backtest_runs, backtest_alerts, dead_letters")
+        cur.execute("TRUNCATE alert_snoozes, alert_notes, alert_audit, backtest_runs, backtest_alerts, "
+                    "dead_letters")
     conn.close()
     return servers
 

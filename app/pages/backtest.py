@@ -19,8 +19,8 @@ from app.auth import current_principal, requires
 from app.guard import guarded
 from app.services import current
 from components import theme
-from components.backtest import (counts_table, difference_columns, difference_rows, progress_view, runs_columns,
-                                 runs_rows, timeline_figure, window_for)
+from components.backtest import (counts_table, difference_columns, difference_rows, progress_view,
+                                 runs_columns, runs_rows, timeline_figure, window_for)
 from pipeline.backtest import SpecError, csv_text
 from pipeline.events import iso
 
@@ -43,71 +43,78 @@ def _minute(ts: float) -> str:
 def _run_button() -> dbc.Button:
     who = current_principal()
     allowed = who is not None and who.may(OPERATOR)
+    why = "Running a backtest needs the operator or admin role (it costs CPU on the pipeline's machines)"
     return dbc.Button("Run backtest", id=ids.BT_RUN, color="warning", size="sm", disabled=not allowed,
-                      title="" if allowed else "Running a backtest needs the operator or admin role (it costs "
-                                               "CPU on the pipeline's machines)")
+                      title="" if allowed else why)
 
 
 def _field(label: str, component) -> html.Div:
     return html.Div([html.Label(label, className="filter-label"), component], className="bt-field")
 
 
+def _form(symbols: list[str], now: float) -> html.Div:
+    times = html.Div([
+        _field("Start (UTC)", dbc.Input(id=ids.BT_START, value=_minute(now - 3600), size="sm",
+                                        placeholder="2026-01-02T09:30Z or epoch seconds")),
+        _field("End (UTC)", dbc.Input(id=ids.BT_END, value=_minute(now + 60), size="sm"))],
+        className="bt-row")
+    return html.Div([
+        html.H2("Candidate", className="panel-title"),
+        _field("Symbols", dcc.Dropdown(id=ids.BT_SYMBOLS, options=symbols, value=symbols[:2], multi=True,
+                                       className="filter-dropdown bt-symbols")),
+        times,
+        _field("Source", dbc.Input(id=ids.BT_SOURCE, size="sm", placeholder="all sources")),
+        _field("Rules (STOCKIT_RULES format: YAML or JSON; empty = the running configuration)",
+               dcc.Textarea(id=ids.BT_RULES, value=EXAMPLE_RULES, className="bt-rules", spellCheck=False)),
+        html.Div([_run_button(), html.Div(id=ids.BT_MESSAGE, className="bt-message")],
+                 className="bt-actions"),
+    ], className="panel")
+
+
+def _runs() -> html.Div:
+    return html.Div([
+        html.H2("Runs", className="panel-title"),
+        dbc.Progress(id=ids.BT_PROGRESS, value=0, label="", striped=True, className="bt-progress mb-1"),
+        html.Div(id=ids.BT_STATUS, className="bt-status"),
+        dash_table.DataTable(id=ids.BT_RUNS, columns=runs_columns(), data=[], row_selectable="single",
+                             selected_rows=[], page_size=8, cell_selectable=False, **TABLE_STYLE),
+    ], className="panel")
+
+
+def _differences(title: str, table_id: str) -> html.Div:
+    table = dash_table.DataTable(id=table_id, columns=difference_columns(), data=[], page_size=10,
+                                 **TABLE_STYLE)
+    return html.Div(html.Div([html.H2(title, className="panel-title"), table], className="panel"),
+                    className="col-12 col-xl-6")
+
+
+def _results() -> html.Div:
+    export = dbc.Button("Export CSV", id=ids.BT_EXPORT, color="secondary", size="sm", outline=True)
+    chart_symbol = dcc.Dropdown(id=ids.BT_CHART_SYMBOL, clearable=False, className="symbol-select")
+    chart = dcc.Graph(id=ids.BT_CHART, config={"displaylogo": False}, figure=timeline_figure([], [], "—"))
+    return html.Div([
+        html.Div([html.Div([html.H2("Alerts by type and symbol", className="panel-title"), export],
+                           className="bt-head"),
+                  html.Div(id=ids.BT_COUNTS)], className="panel mb-2"),
+        html.Div([html.Div([html.H2("Timeline", className="panel-title"), chart_symbol], className="bt-head"),
+                  chart], className="panel mb-2"),
+        html.Div([_differences("Only fired: the candidate would not raise them", ids.BT_ONLY_ACTUAL),
+                  _differences("Only candidate: they did not fire", ids.BT_ONLY_CANDIDATE)],
+                 className="row g-2"),
+    ], id=ids.BT_RESULTS, style={"display": "none"})
+
+
 def layout(**_query) -> html.Div:
     symbols = current().symbols()
-    now = time.time()
     return html.Div([
         dcc.Store(id=ids.BT_RUN_ID), dcc.Store(id=ids.BT_SHOWN), dcc.Download(id=ids.BT_DOWNLOAD),
         dcc.Interval(id=ids.BT_INTERVAL, interval=1000),
         html.Div([html.H1("Backtest", className="page-title"),
                   html.Span("What candidate rules would have raised over stored trades, beside what fired",
                             className="hint")], className="page-head"),
-        html.Div([
-            html.Div(html.Div([
-                html.H2("Candidate", className="panel-title"),
-                _field("Symbols", dcc.Dropdown(id=ids.BT_SYMBOLS, options=symbols, value=symbols[:2], multi=True,
-                                               className="filter-dropdown bt-symbols")),
-                html.Div([_field("Start (UTC)", dbc.Input(id=ids.BT_START, value=_minute(now - 3600), size="sm",
-                                                          placeholder="2026-01-02T09:30Z or epoch seconds")),
-                          _field("End (UTC)", dbc.Input(id=ids.BT_END, value=_minute(now + 60), size="sm"))],
-                         className="bt-row"),
-                _field("Source", dbc.Input(id=ids.BT_SOURCE, size="sm", placeholder="all sources")),
-                _field("Rules (STOCKIT_RULES format: YAML or JSON; empty = the running configuration)",
-                       dcc.Textarea(id=ids.BT_RULES, value=EXAMPLE_RULES, className="bt-rules",
-                                    spellCheck=False)),
-                html.Div([_run_button(), html.Div(id=ids.BT_MESSAGE, className="bt-message")],
-                         className="bt-actions"),
-            ], className="panel"), className="col-12 col-xl-4"),
-            html.Div(html.Div([
-                html.H2("Runs", className="panel-title"),
-                dbc.Progress(id=ids.BT_PROGRESS, value=0, label="", striped=True, className="bt-progress mb-1"),
-                html.Div(id=ids.BT_STATUS, className="bt-status"),
-                dash_table.DataTable(id=ids.BT_RUNS, columns=runs_columns(), data=[], row_selectable="single",
-                                     selected_rows=[], page_size=8, cell_selectable=False, **TABLE_STYLE),
-            ], className="panel"), className="col-12 col-xl-8"),
-        ], className="row g-2 mb-2"),
-        html.Div([
-            html.Div([
-                html.Div([html.H2("Alerts by type and symbol", className="panel-title"),
-                          dbc.Button("Export CSV", id=ids.BT_EXPORT, color="secondary", size="sm", outline=True)],
-                         className="bt-head"),
-                html.Div(id=ids.BT_COUNTS)], className="panel mb-2"),
-            html.Div([
-                html.Div([html.H2("Timeline", className="panel-title"),
-                          dcc.Dropdown(id=ids.BT_CHART_SYMBOL, clearable=False, className="symbol-select")],
-                         className="bt-head"),
-                dcc.Graph(id=ids.BT_CHART, config={"displaylogo": False}, figure=timeline_figure([], [], "—"))],
-                className="panel mb-2"),
-            html.Div([
-                html.Div(html.Div([html.H2("Only fired: the candidate would not raise them", className="panel-title"),
-                                   dash_table.DataTable(id=ids.BT_ONLY_ACTUAL, columns=difference_columns(), data=[],
-                                                        page_size=10, **TABLE_STYLE)], className="panel"),
-                         className="col-12 col-xl-6"),
-                html.Div(html.Div([html.H2("Only candidate: they did not fire", className="panel-title"),
-                                   dash_table.DataTable(id=ids.BT_ONLY_CANDIDATE, columns=difference_columns(),
-                                                        data=[], page_size=10, **TABLE_STYLE)], className="panel"),
-                         className="col-12 col-xl-6"),
-            ], className="row g-2"),
-        ], id=ids.BT_RESULTS, style={"display": "none"}),
+        html.Div([html.Div(_form(symbols, time.time()), className="col-12 col-xl-4"),
+                  html.Div(_runs(), className="col-12 col-xl-8")], className="row g-2 mb-2"),
+        _results(),
     ])
 
 
@@ -136,14 +143,19 @@ def select(selected):
     return selected[0] if selected else dash.no_update
 
 
-@callback(Output(ids.BT_PROGRESS, "value"), Output(ids.BT_PROGRESS, "label"), Output(ids.BT_STATUS, "children"),
-          Output(ids.BT_RUNS, "data"), Output(ids.BT_RUNS, "selected_rows"), Output(ids.BT_SHOWN, "data"),
+@callback(Output(ids.BT_PROGRESS, "value"), Output(ids.BT_PROGRESS, "label"),
+          Output(ids.BT_STATUS, "children"), Output(ids.BT_RUNS, "data"),
+          Output(ids.BT_RUNS, "selected_rows"), Output(ids.BT_SHOWN, "data"),
           Input(ids.BT_INTERVAL, "n_intervals"), Input(ids.BT_RUN_ID, "data"), State(ids.BT_SHOWN, "data"))
-@guarded(lambda exc: (0, "", "Backtests unavailable: the database cannot be reached.", [], [], dash.no_update))
+@guarded(lambda exc: (0, "", "Backtests unavailable: the database cannot be reached.", [], [],
+                      dash.no_update))
 def poll(_n, run_id, shown):
     svc = current()
     runs = backtests.runs(svc, 20)
-    run_row = next((r for r in runs if r["run_id"] == run_id), None) if run_id else (runs[0] if runs else None)
+    if run_id:
+        run_row = next((r for r in runs if r["run_id"] == run_id), None)
+    else:
+        run_row = runs[0] if runs else None
     if run_id and run_row is None:
         run_row = backtests.run(svc, run_id)
     pct, label, text = progress_view(run_row)
@@ -179,7 +191,8 @@ def results(shown, symbol):
     spec = run_row["spec"]
     symbol = symbol if symbol in spec["symbols"] else spec["symbols"][0]
     window = window_for(spec["end"] - spec["start"])
-    candles = svc.history(lambda h: h.candles(symbol, window, limit=5000, start=spec["start"], end=spec["end"]))
+    candles = svc.history(lambda h: h.candles(symbol, window, limit=5000, start=spec["start"],
+                                              end=spec["end"]))
     figure = timeline_figure(candles, [a for a in alerts if a["symbol"] == symbol], symbol, window)
     only_actual = [a for a in alerts if a["in_actual"] and not a["in_candidate"]]
     only_candidate = [a for a in alerts if a["in_candidate"] and not a["in_actual"]]

@@ -1,5 +1,5 @@
-"""Data quality (/quality): the latency of each stage (event -> processor -> Redis -> browser), late trades per
-source and symbol, dead-lettered records with their reasons, and gaps in ``sequence`` per exchange.
+"""Data quality (/quality): the latency of each stage (event -> processor -> Redis -> browser), late trades
+per source and symbol, dead-lettered records with their reasons, and gaps in ``sequence`` per exchange.
 
 The browser stage is measured here (and on the watchlist) from the /ws/prices ticks, in the page's
 script (``assets/stockit.js``), and reported back to the server, which keeps it for everyone.
@@ -9,7 +9,8 @@ from __future__ import annotations
 import time
 
 import dash
-from dash import ClientsideFunction, Input, Output, State, callback, clientside_callback, dash_table, dcc, html
+from dash import (ClientsideFunction, Input, Output, State, callback, clientside_callback, dash_table, dcc,
+                  html)
 from dash_extensions import WebSocket
 
 from app import ids, quality
@@ -27,6 +28,9 @@ dash.register_page(__name__, path="/quality", name="Quality", title="Stock-IT ·
 WINDOW_LABEL = {15: "15m", 60: "1h", 240: "4h", 1440: "1d"}
 DQ_WS, DQ_WS_WATCHDOG, DQ_WS_SINK = "dq-ws", "dq-ws-watchdog", "dq-ws-sink"
 SMALL = {"displayModeBar": False}
+DEAD_COLUMNS = [{"id": k, "name": n} for k, n in (
+    ("time", "Failed (UTC)"), ("kind", "Kind"), ("reason", "Reason"), ("where", "Topic[partition]@offset"),
+    ("value", "Record"))]
 
 
 def layout(**_query) -> html.Div:
@@ -43,19 +47,19 @@ def layout(**_query) -> html.Div:
                   html.Div(latency_figures(None), id=ids.DQ_LATENCY, className="dq-figures")],
                  className="panel mb-2"),
         html.Div([
-            html.Div(html.Div([html.H2("Late trades (stored, not folded into candles)", className="panel-title"),
+            html.Div(html.Div([html.H2("Late trades (stored, not folded into candles)",
+                                       className="panel-title"),
                                dcc.Graph(id=ids.DQ_LATE_CHART, config=SMALL, figure=late_chart([])),
                                html.Div(id=ids.DQ_LATE, className="panel-scroll")], className="panel"),
                      className="col-12 col-xl-6"),
             html.Div(html.Div([html.H2("Sequence gaps per exchange", className="panel-title"),
                                html.Div(id=ids.DQ_GAPS)], className="panel"), className="col-12 col-xl-6"),
         ], className="row g-2 mb-2"),
-        html.Div([html.H2(["Dead letters", html.Span(id=ids.DQ_DEAD, className="tag")], className="panel-title"),
+        html.Div([html.H2(["Dead letters", html.Span(id=ids.DQ_DEAD, className="tag")],
+                          className="panel-title"),
                   dcc.Graph(id=ids.DQ_DEAD_CHART, config=SMALL, figure=dead_letter_chart([])),
-                  dash_table.DataTable(id=ids.DQ_DEAD_TABLE, data=[], page_size=10, columns=[
-                      {"id": k, "name": n} for k, n in (("time", "Failed (UTC)"), ("kind", "Kind"),
-                                                         ("reason", "Reason"), ("where", "Topic[partition]@offset"),
-                                                         ("value", "Record"))], **theme.data_table_style())],
+                  dash_table.DataTable(id=ids.DQ_DEAD_TABLE, data=[], page_size=10, columns=DEAD_COLUMNS,
+                                       **theme.data_table_style())],
                  className="panel"),
     ])
 
@@ -66,8 +70,9 @@ clientside_callback(ClientsideFunction("stockit", "measureLatency"), Output(DQ_W
                     Input(DQ_WS, "message"))
 
 
-@callback(Output(ids.DQ_LATENCY, "children"), Output(ids.DQ_LATE, "children"), Output(ids.DQ_LATE_CHART, "figure"),
-          Output(ids.DQ_GAPS, "children"), Output(ids.DQ_DEAD, "children"), Output(ids.DQ_DEAD_CHART, "figure"),
+@callback(Output(ids.DQ_LATENCY, "children"), Output(ids.DQ_LATE, "children"),
+          Output(ids.DQ_LATE_CHART, "figure"), Output(ids.DQ_GAPS, "children"),
+          Output(ids.DQ_DEAD, "children"), Output(ids.DQ_DEAD_CHART, "figure"),
           Output(ids.DQ_DEAD_TABLE, "data"), Output(ids.DQ_UPDATED, "children"),
           Input(ids.DQ_WINDOW, "value"), Input(ids.DQ_INTERVAL, "n_intervals"))
 @guarded(lambda exc: (dash.no_update,) * 7 + ("Unavailable: the database cannot be reached.",))

@@ -60,7 +60,8 @@ class AlertStatusStore(Pool):
         super().__init__(url, maxconn, "stockit-alert-engine", minconn=maxconn)
 
     def record(self, alert_id: str, status: str, delivery_status: Optional[str] = None,
-               endpoints: Iterable[tuple[str, str]] = (), body: bytes = b"", snooze_id: Optional[int] = None) -> str:
+               endpoints: Iterable[tuple[str, str]] = (), body: bytes = b"",
+               snooze_id: Optional[int] = None) -> str:
         """Store the decision on an alert and queue its deliveries; returns the status that stands.
 
         The first decision stands: a record seen again (a restart, a rebalance) changes nothing, and
@@ -69,7 +70,8 @@ class AlertStatusStore(Pool):
         """
         with self.cursor() as cur:
             cur.execute("""UPDATE alerts SET status = %s, delivery_status = %s, snooze_id = %s
-                            WHERE alert_id = %s AND status = 'new'""", (status, delivery_status, snooze_id, alert_id))
+                            WHERE alert_id = %s AND status = 'new'""",
+                        (status, delivery_status, snooze_id, alert_id))
             if cur.rowcount == 0:
                 cur.execute("SELECT status FROM alerts WHERE alert_id = %s", (alert_id,))
                 row = cur.fetchone()

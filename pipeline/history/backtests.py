@@ -31,7 +31,8 @@ ALERT_ROW = ("alert_id", "alert_type", "severity", "symbol", "price", "reference
              "timestamp", "message", "side", "quantity", "in_actual", "in_candidate")
 _REAP = f"""UPDATE backtest_runs SET status = 'failed', finished_at = now(),
                    error = 'the backtest process stopped without finishing'
-             WHERE status IN ('queued', 'running') AND updated_at < now() - make_interval(secs => {STALE_SECONDS})"""
+             WHERE status IN ('queued', 'running')
+               AND updated_at < now() - make_interval(secs => {STALE_SECONDS})"""
 
 
 class BacktestRuns:
@@ -42,7 +43,8 @@ class BacktestRuns:
 
     def create(self, spec: BacktestSpec, requested_by: str) -> dict:
         with self.db.cursor() as cur:
-            cur.execute(f"INSERT INTO backtest_runs (requested_by, spec) VALUES (%s, %s) RETURNING {RUN_COLUMNS}",
+            cur.execute(f"INSERT INTO backtest_runs (requested_by, spec) VALUES (%s, %s) "
+                        f"RETURNING {RUN_COLUMNS}",
                         (requested_by, psycopg2.extras.Json(msgspec.to_builtins(spec))))
             return _run(cur.fetchone())
 
@@ -77,8 +79,8 @@ class BacktestRuns:
         flags = {"both": (True, True), "only_actual": (True, False), "only_candidate": (False, True)}
         in_actual, in_candidate = flags.get(difference, (None, None))
         with self.db.cursor() as cur:
-            cur.execute("""SELECT alert_id, alert_type, severity, symbol, price, reference, deviation, trade_id,
-                                  ts AS timestamp, message, side, quantity, in_actual, in_candidate
+            cur.execute("""SELECT alert_id, alert_type, severity, symbol, price, reference, deviation,
+                                  trade_id, ts AS timestamp, message, side, quantity, in_actual, in_candidate
                              FROM backtest_alerts
                             WHERE run_id = %s AND (%s::text IS NULL OR symbol = %s)
                               AND (%s::boolean IS NULL OR (in_actual = %s AND in_candidate = %s))
@@ -154,16 +156,18 @@ class RunReporter:
                   "WHERE run_id = %s", (total, done, self.run_id))
 
     def finished(self, result: BacktestResult) -> None:
-        rows = [(self.run_id, a.alert_id, in_actual, in_candidate, a.alert_type, a.severity, a.symbol, a.price,
-                 a.reference, a.deviation, a.trade_id, a.ts, a.message, a.side, a.quantity)
+        rows = [(self.run_id, a.alert_id, in_actual, in_candidate, a.alert_type, a.severity, a.symbol,
+                 a.price, a.reference, a.deviation, a.trade_id, a.ts, a.message, a.side, a.quantity)
                 for a, in_actual, in_candidate in result.rows]
         with self.lock:
             self.conn.autocommit = False
             try:
-                with self.conn, self.conn.cursor() as cur:  # one transaction: the rows and the verdict together
+                # One transaction: the rows and the verdict together.
+                with self.conn, self.conn.cursor() as cur:
                     psycopg2.extras.execute_values(cur, """
-                        INSERT INTO backtest_alerts (run_id, alert_id, in_actual, in_candidate, alert_type, severity,
-                               symbol, price, reference, deviation, trade_id, ts, message, side, quantity)
+                        INSERT INTO backtest_alerts (run_id, alert_id, in_actual, in_candidate, alert_type,
+                               severity, symbol, price, reference, deviation, trade_id, ts, message, side,
+                               quantity)
                         VALUES %s ON CONFLICT DO NOTHING""", rows,
                         template="(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, to_timestamp(%s), %s, %s, %s)",
                         page_size=1000)
@@ -176,8 +180,8 @@ class RunReporter:
                 self.conn.autocommit = True
 
     def failed(self, error: str) -> None:
-        self._sql("UPDATE backtest_runs SET status = 'failed', error = %s, finished_at = now(), updated_at = now() "
-                  "WHERE run_id = %s", (error[:2000], self.run_id))
+        self._sql("UPDATE backtest_runs SET status = 'failed', error = %s, finished_at = now(), "
+                  "updated_at = now() WHERE run_id = %s", (error[:2000], self.run_id))
 
     def close(self) -> None:
         self.stop.set()

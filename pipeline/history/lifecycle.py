@@ -12,8 +12,9 @@ from pipeline.history import iso
 from pipeline.snooze import Snooze, SnoozeRequest
 
 logger = logging.getLogger(__name__)
-SNOOZE_COLUMNS = ("snooze_id, alert_type, symbol, source, starts_at, ends_at, created_by, comment, created_at, "
-                  "deleted_at, deleted_by")
+SNOOZE_COLUMNS = ("snooze_id, alert_type, symbol, source, starts_at, ends_at, created_by, comment, "
+                  "created_at, deleted_at, deleted_by")
+SNOOZED_COUNT = "(SELECT count(*) FROM alerts a WHERE a.snooze_id = s.snooze_id)::int AS snoozed"
 SNOOZE_STATES = ("active", "pending", "ended", "all")
 _STATE_SQL = {
     "active": "deleted_at IS NULL AND starts_at <= now() AND ends_at > now()",
@@ -31,7 +32,8 @@ class AlertLifecycle:
     def active_snoozes(self) -> list[Snooze]:
         """Snoozes not deleted and not over yet (pending ones too: the engine checks their start)."""
         with self.db.cursor() as cur:
-            cur.execute("""SELECT snooze_id, alert_type, symbol, source, extract(epoch FROM starts_at)::float8 AS s,
+            cur.execute("""SELECT snooze_id, alert_type, symbol, source,
+                                  extract(epoch FROM starts_at)::float8 AS s,
                                   extract(epoch FROM ends_at)::float8 AS e
                              FROM alert_snoozes WHERE deleted_at IS NULL AND ends_at > now()""")
             return [Snooze(r["snooze_id"], r["alert_type"], r["symbol"], r["source"], r["s"], r["e"])
@@ -39,36 +41,36 @@ class AlertLifecycle:
 
     def snoozes(self, state: str = "active", limit: int = 100) -> list[dict]:
         with self.db.cursor() as cur:
-            cur.execute(f"""SELECT {SNOOZE_COLUMNS}, {_state_case()} AS state,
-                                   (SELECT count(*) FROM alerts a WHERE a.snooze_id = s.snooze_id)::int AS snoozed
+            cur.execute(f"""SELECT {SNOOZE_COLUMNS}, {_state_case()} AS state, {SNOOZED_COUNT}
                               FROM alert_snoozes s WHERE {_STATE_SQL[state]}
                              ORDER BY snooze_id DESC LIMIT %s""", (limit,))
             return [_snooze(r) for r in cur.fetchall()]
 
     def snooze(self, snooze_id: int) -> Optional[dict]:
         with self.db.cursor() as cur:
-            cur.execute(f"""SELECT {SNOOZE_COLUMNS}, {_state_case()} AS state,
-                                   (SELECT count(*) FROM alerts a WHERE a.snooze_id = s.snooze_id)::int AS snoozed
+            cur.execute(f"""SELECT {SNOOZE_COLUMNS}, {_state_case()} AS state, {SNOOZED_COUNT}
                               FROM alert_snoozes s WHERE snooze_id = %s""", (snooze_id,))
             row = cur.fetchone()
         return _snooze(row) if row else None
 
     def create_snooze(self, req: SnoozeRequest, by: str) -> dict:
         with self.db.cursor() as cur:
-            cur.execute("""INSERT INTO alert_snoozes (alert_type, symbol, source, starts_at, ends_at, created_by,
-                                                      comment)
-                           VALUES (%s, %s, %s, to_timestamp(%s), to_timestamp(%s), %s, %s) RETURNING snooze_id""",
+            cur.execute("""INSERT INTO alert_snoozes (alert_type, symbol, source, starts_at, ends_at,
+                                                      created_by, comment)
+                           VALUES (%s, %s, %s, to_timestamp(%s), to_timestamp(%s), %s, %s)
+                           RETURNING snooze_id""",
                         (req.alert_type, req.symbol, req.source, req.starts_at, req.ends_at, by, req.comment))
             snooze_id = cur.fetchone()["snooze_id"]
-            cur.execute("INSERT INTO alert_audit (actor, action, snooze_id, detail) VALUES (%s, 'snooze_create', "
-                        "%s, %s)", (by, snooze_id, describe(req)))
+            cur.execute("INSERT INTO alert_audit (actor, action, snooze_id, detail) "
+                        "VALUES (%s, 'snooze_create', %s, %s)", (by, snooze_id, describe(req)))
         return self.snooze(snooze_id)
 
     def delete_snooze(self, snooze_id: int, by: str) -> tuple[Optional[dict], bool]:
         """(the snooze, whether this call ended it): an ended snooze stays as it was."""
         with self.db.cursor() as cur:
             cur.execute("""UPDATE alert_snoozes SET deleted_at = now(), deleted_by = %s
-                            WHERE snooze_id = %s AND deleted_at IS NULL AND ends_at > now()""", (by, snooze_id))
+                            WHERE snooze_id = %s AND deleted_at IS NULL AND ends_at > now()""",
+                        (by, snooze_id))
             ended = cur.rowcount == 1
             if ended:
                 cur.execute("INSERT INTO alert_audit (actor, action, snooze_id, detail) "
@@ -85,14 +87,14 @@ class AlertLifecycle:
             row = cur.fetchone()
             if row is None:
                 return None
-            cur.execute("INSERT INTO alert_audit (actor, action, alert_id, detail) VALUES (%s, 'note', %s, %s)",
-                        (by, alert_id, body[:200]))
+            cur.execute("INSERT INTO alert_audit (actor, action, alert_id, detail) "
+                        "VALUES (%s, 'note', %s, %s)", (by, alert_id, body[:200]))
         return _times(row, "created_at")
 
     def notes(self, alert_id: str) -> list[dict]:
         with self.db.cursor() as cur:
-            cur.execute("SELECT note_id, alert_id, author, body, created_at FROM alert_notes WHERE alert_id = %s "
-                        "ORDER BY created_at, note_id", (alert_id,))
+            cur.execute("SELECT note_id, alert_id, author, body, created_at FROM alert_notes "
+                        "WHERE alert_id = %s ORDER BY created_at, note_id", (alert_id,))
             return [_times(r, "created_at") for r in cur.fetchall()]
 
     # --- the audit trail --------------------------------------------------------------------------
@@ -100,7 +102,8 @@ class AlertLifecycle:
               actor: Optional[str] = None) -> list[dict]:
         """Who did what and when, newest first (snooze expiries by "system")."""
         with self.db.cursor() as cur:
-            cur.execute("""SELECT event_id, at, actor, action, alert_id, snooze_id, detail FROM alert_audit_trail
+            cur.execute("""SELECT event_id, at, actor, action, alert_id, snooze_id, detail
+                             FROM alert_audit_trail
                             WHERE (%s::text IS NULL OR alert_id = %s
                                    OR snooze_id = (SELECT snooze_id FROM alerts WHERE alert_id = %s))
                               AND (%s::bigint IS NULL OR snooze_id = %s)

@@ -20,8 +20,9 @@ WINDOWS_MINUTES = (15, 60, 240, 1440)
 
 
 def has_source_column(cur) -> bool:
-    cur.execute("SELECT EXISTS (SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() "
-                "AND table_name = 'trades' AND column_name = 'source') AS yes")
+    cur.execute("SELECT EXISTS (SELECT 1 FROM information_schema.columns "
+                "WHERE table_schema = current_schema() AND table_name = 'trades' "
+                "AND column_name = 'source') AS yes")
     row = cur.fetchone()
     return bool(row["yes"] if isinstance(row, dict) else row[0])
 
@@ -49,8 +50,8 @@ class QualityReport:
     def late_series(self, minutes: int, symbol: Optional[str] = None) -> list[dict]:
         """Late trades per minute of event time (for a small chart)."""
         with self.db.cursor() as cur:
-            cur.execute("""SELECT date_trunc('minute', ts) AS minute, count(*) FILTER (WHERE late)::int AS late,
-                                  count(*)::int AS trades
+            cur.execute("""SELECT date_trunc('minute', ts) AS minute,
+                                  count(*) FILTER (WHERE late)::int AS late, count(*)::int AS trades
                              FROM trades WHERE ts >= now() - make_interval(mins => %s)
                               AND (%s::text IS NULL OR symbol = %s)
                             GROUP BY 1 ORDER BY 1""", (minutes, symbol, symbol))
@@ -60,7 +61,8 @@ class QualityReport:
         """Totals by kind, a per-minute series by kind, and the newest records with their reasons."""
         with self.db.cursor() as cur:
             cur.execute("""SELECT kind, count(*)::int AS count FROM dead_letters
-                            WHERE failed_at >= now() - make_interval(mins => %s) GROUP BY kind ORDER BY kind""",
+                            WHERE failed_at >= now() - make_interval(mins => %s)
+                            GROUP BY kind ORDER BY kind""",
                         (minutes,))
             totals = cur.fetchall()
             cur.execute("""SELECT date_trunc('minute', failed_at) AS minute, kind, count(*)::int AS count
@@ -97,7 +99,8 @@ class QualityReport:
                       FROM trades
                      WHERE sequence IS NOT NULL AND ts >= now() - make_interval(mins => %(m)s)
                        AND ts < now() - make_interval(secs => {SETTLE_SECONDS})) s
-                 WHERE step > 1 ORDER BY step DESC, ts DESC LIMIT %(limit)s""", {"m": minutes, "limit": limit})
+                 WHERE step > 1 ORDER BY step DESC, ts DESC LIMIT %(limit)s""",
+                        {"m": minutes, "limit": limit})
             largest = [{**r, "ts": iso(r["ts"])} for r in cur.fetchall()]
         for r in exchanges:
             expected = r["last"] - r["first"] + 1 if r["trades"] else 0

@@ -79,9 +79,11 @@ class HistoryReader(Pool):
         written to the audit trail)."""
         with self.cursor() as cur:
             cur.execute("""WITH acked AS (
-                               UPDATE alerts SET acknowledged = true, acknowledged_at = now(), acknowledged_by = %s
+                               UPDATE alerts SET acknowledged = true, acknowledged_at = now(),
+                                      acknowledged_by = %s
                                 WHERE alert_id = %s AND NOT acknowledged RETURNING alert_id)
-                           INSERT INTO alert_audit (actor, action, alert_id) SELECT %s, 'ack', alert_id FROM acked""",
+                           INSERT INTO alert_audit (actor, action, alert_id)
+                           SELECT %s, 'ack', alert_id FROM acked""",
                         (by, alert_id, by))
         return self.alert(alert_id)
 

@@ -7,8 +7,9 @@ For every trade, in this order:
     alerts = rule.evaluate(trade, state)   # what this trade raises against the trades before it
     rule.update(trade, state)              # fold the trade into the state (mutates it)
 
-or ``alerts = rule.step(trade, state)``, which does both (the same result, sooner).  ``evaluate`` never changes the state, so it may be skipped (a late trade) or repeated.  States are
-tagged msgspec structs: ``msgspec.msgpack.encode`` / ``decode`` round-trip them for a checkpoint.
+or ``alerts = rule.step(trade, state)``, which does both (the same result, sooner).  ``evaluate``
+never changes the state, so it may be skipped (a late trade) or repeated.  States are tagged msgspec
+structs: ``msgspec.msgpack.encode`` / ``decode`` round-trip them for a checkpoint.
 """
 from __future__ import annotations
 

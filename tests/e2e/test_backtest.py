@@ -34,15 +34,16 @@ def status(page) -> str:
 def table_rows(page, table_id: str) -> list[dict]:
     out = []
     for tr in page.driver.find_elements(By.CSS_SELECTOR, f"#{table_id} tbody tr"):
-        cells = {td.get_attribute("data-dash-column"): td.text for td in tr.find_elements(By.CSS_SELECTOR, "td")
-                 if td.get_attribute("data-dash-column")}
+        cells = {td.get_attribute("data-dash-column"): td.text
+                 for td in tr.find_elements(By.CSS_SELECTOR, "td") if td.get_attribute("data-dash-column")}
         if cells:
             out.append(cells)
     return out
 
 
 def test_bkt001_run_progress_results_and_export(page, market):
-    trades = sorted((t for s in ("AAPL", "GOOGL") for t in market.trades[s]), key=lambda t: (t.ts, t.trade_id))
+    trades = sorted((t for s in ("AAPL", "GOOGL") for t in market.trades[s]),
+                    key=lambda t: (t.ts, t.trade_id))
     candidate = list(run_rules(trades, SENSITIVE))
     fired = [a for a in market.alerts if a.symbol in ("AAPL", "GOOGL")]
     expected = compare_alerts(fired, candidate)
@@ -53,7 +54,8 @@ def test_bkt001_run_progress_results_and_export(page, market):
     page.driver.find_element(By.ID, "bt-run").click()
     page.wait(lambda: "done" in status(page), 60, "the run to finish")
     assert f"{len(trades):,} trades" in status(page)
-    page.wait(lambda: page.driver.find_elements(By.CSS_SELECTOR, "#bt-counts-table .bt-total-row"), 10, "counts")
+    page.wait(lambda: page.driver.find_elements(By.CSS_SELECTOR, "#bt-counts-table .bt-total-row"), 10,
+              "counts")
     total = page.driver.find_element(By.CSS_SELECTOR, "#bt-counts-table .bt-total-row").text.split()
     assert total[1:4] == [str(len(fired)), str(len(candidate)), str(expected.matched)]
     only_fired = table_rows(page, "bt-only-actual")

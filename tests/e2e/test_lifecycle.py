@@ -32,7 +32,8 @@ def test_lcyc001_note_snooze_and_the_audit_trail(page, market, servers, accounts
     page.driver.find_element(By.ID, "al-note-add").click()
     page.wait(lambda: "Note saved" in text(page, "al-note-result"), 10, "the note saved")
     page.wait(lambda: "Halted on news" in text(page, "al-detail"), 10, "the note shown")
-    page.wait(lambda: next(r for r in rows(page) if r["symbol"] == "TSLA")["notes"] == "1", 10, "the notes count")
+    page.wait(lambda: next(r for r in rows(page) if r["symbol"] == "TSLA")["notes"] == "1", 10,
+              "the notes count")
     assert f"{me} noted" in text(page, "al-detail"), "the alert's history"
 
     page.br.select_dcc_dropdown("#al-snooze-type", value="Volume spike")
@@ -40,7 +41,8 @@ def test_lcyc001_note_snooze_and_the_audit_trail(page, market, servers, accounts
     page.driver.find_element(By.ID, "al-snooze-comment").send_keys("exchange maintenance")
     page.driver.find_element(By.ID, "al-snooze-add").click()
     page.wait(lambda: "in force until" in text(page, "al-snooze-result"), 10, "the snooze made")
-    item = page.wait(lambda: page.driver.find_elements(By.CSS_SELECTOR, "#al-snoozes .snooze-item"), 10, "listed")
+    item = page.wait(lambda: page.driver.find_elements(By.CSS_SELECTOR, "#al-snoozes .snooze-item"), 10,
+                     "listed")
     assert "Volume spike on BTC-USD" in item[0].text and "exchange maintenance" in item[0].text
     page.wait(lambda: f"{me} snoozed" in text(page, "al-audit"), 10, "the audit trail")
     assert f"{me} noted" in text(page, "al-audit")

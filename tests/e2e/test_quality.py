@@ -29,10 +29,11 @@ def seed_problems(settings) -> None:
         w.close()
     conn = psycopg2.connect(settings.database_url)
     with conn, conn.cursor() as cur:
-        cur.execute("""INSERT INTO dead_letters (kind, reason, topic, partition, "offset", symbol, value) VALUES
-                       ('bad_json', 'bad JSON: unexpected character', 'raw-trades', 2, 1041, 'AAPL', 'not json'),
-                       ('bad_timestamp', 'absurd timestamp before 1970: 1969-12-31T00:00:00Z', 'raw-trades', 0,
-                        77, 'MSFT', '{"timestamp": "1969-12-31T00:00:00Z"}')""")
+        cur.execute("""INSERT INTO dead_letters (kind, reason, topic, partition, "offset", symbol, value)
+                       VALUES ('bad_json', 'bad JSON: unexpected character', 'raw-trades', 2, 1041, 'AAPL',
+                               'not json'),
+                              ('bad_timestamp', 'absurd timestamp before 1970: 1969-12-31T00:00:00Z',
+                               'raw-trades', 0, 77, 'MSFT', '{"timestamp": "1969-12-31T00:00:00Z"}')""")
     conn.close()
 
 
@@ -47,13 +48,16 @@ def test_qual001_figures_tables_and_the_browser_stage(page, market, servers):
     aapl = next(r for r in page.driver.find_elements(By.CSS_SELECTOR, "#dq-late-table tbody tr")
                 if r.text.startswith("— AAPL"))
     assert aapl.text.split()[2:4] == [f"{len(market.trades['AAPL']) + 2:,}", "2"]
-    gaps = page.wait(lambda: next((r.text for r in page.driver.find_elements(By.CSS_SELECTOR, "#dq-gaps-table tr")
+    gaps = page.wait(lambda: next((r.text for r in page.driver.find_elements(By.CSS_SELECTOR,
+                                                                             "#dq-gaps-table tr")
                                    if r.text.startswith("NYSE")), None), 10, "NYSE sequence row")
     assert gaps.split()[2:6] == ["17", "1", "3", f"{3 / 20 * 100:.2f}"]
     assert "NYSE: 3 missing before #8 (IBM" in text(page, "dq-gaps")
     assert "bad_json 1" in text(page, "dq-dead") and "bad_timestamp 1" in text(page, "dq-dead")
-    reasons = [r.text for r in page.driver.find_elements(By.CSS_SELECTOR, "#dq-dead-table td[data-dash-column=reason]")]
-    assert sorted(reasons) == ["absurd timestamp before 1970: 1969-12-31T00:00:00Z", "bad JSON: unexpected character"]
+    reasons = [r.text for r in page.driver.find_elements(By.CSS_SELECTOR,
+                                                         "#dq-dead-table td[data-dash-column=reason]")]
+    assert sorted(reasons) == ["absurd timestamp before 1970: 1969-12-31T00:00:00Z",
+                               "bad JSON: unexpected character"]
 
     # The browser stage: the page times the ticks it receives and reports them (every 10 s).
     price = market.tickers["MSFT"]["price"]

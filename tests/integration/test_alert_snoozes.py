@@ -16,7 +16,8 @@ from pipeline.history.lifecycle import AlertLifecycle
 from pipeline.metrics import AlertEngineMetrics
 from pipeline.snooze import check_request
 from tests.integration.helpers import sql, wait_until
-from tests.integration.test_alert_engine import Hook, breaker, hook_server, hook_settings, make_alert, publish  # noqa: F401
+from tests.integration.test_alert_engine import (Hook, breaker, hook_server, hook_settings,  # noqa: F401
+                                                 make_alert, publish)
 
 pytestmark = pytest.mark.integration
 
@@ -24,8 +25,8 @@ pytestmark = pytest.mark.integration
 def snooze(settings, **fields) -> dict:
     pool = Pool(settings.database_url, 1, "test")
     try:
-        return AlertLifecycle(pool).create_snooze(check_request({"comment": "maintenance", "duration_minutes": 30,
-                                                                 **fields}, time.time()), "test-operator")
+        request = check_request({"comment": "maintenance", "duration_minutes": 30, **fields}, time.time())
+        return AlertLifecycle(pool).create_snooze(request, "test-operator")
     finally:
         pool.close()
 

@@ -29,13 +29,14 @@ TUNED = {"rulesets": {"tuned": {"price_deviation": {"spike_pct": 3, "breaker_pct
 
 
 def trades() -> list[tuple[Trade, bool]]:
-    """AAPL: flat at 100, a 6 % move (a30), a 12 % move (a41), a 5x size (a45); MSFT: flat at 200, a 3.5 % move
-    (m25); around them what a backtest must leave out: a late trade, trades after the range, another symbol."""
+    """AAPL: flat at 100, a 6 % move (a30), a 12 % move (a41), a 5x size (a45); MSFT: flat at 200, a 3.5 %
+    move (m25); around them what a backtest must leave out: a late trade, trades after the range, another
+    symbol."""
     rows = []
     for i in range(50):
         price = {30: 106.0, 41: 112.0}.get(i, 100.0)
-        rows.append((Trade(f"a{i}", "AAPL", price, 50.0 if i == 45 else 10.0, "BUY", "TEST", T0 + i, sequence=i),
-                     False))
+        size = 50.0 if i == 45 else 10.0
+        rows.append((Trade(f"a{i}", "AAPL", price, size, "BUY", "TEST", T0 + i, sequence=i), False))
     rows += [(Trade(f"m{i}", "MSFT", 207.0 if i == 25 else 200.0, 5.0, "SELL", "TEST", T0 + i + 0.5), False)
              for i in range(30)]
     rows.append((Trade("late-1", "AAPL", 150.0, 10.0, "BUY", "TEST", T0 + 46.5), True))
@@ -47,8 +48,8 @@ def trades() -> list[tuple[Trade, bool]]:
 
 def fired(trade_id: str, alert_type: str, symbol: str = "AAPL", offset: float = 0.0) -> Alert:
     severity = {"CIRCUIT_BREAKER": "CRITICAL", "PRICE_SPIKE": "HIGH", "VOLUME_SPIKE": "MEDIUM"}[alert_type]
-    return Alert(alert_id_for(trade_id, alert_type), alert_type, severity, symbol, 100.0, 100.0, 5.0, trade_id,
-                 T0 + offset, "fired live")
+    return Alert(alert_id_for(trade_id, alert_type), alert_type, severity, symbol, 100.0, 100.0, 5.0,
+                 trade_id, T0 + offset, "fired live")
 
 
 # What fired: the seed rules' three alerts and one from an older configuration (a10) that no rule raises now.
@@ -71,7 +72,8 @@ def history(clean_stores):
 
 
 def cli(settings, *args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, DATABASE_URL=settings.database_url, PYTHONPATH=str(ROOT), STOCKIT_LOG_LEVEL="WARNING")
+    env = dict(os.environ, DATABASE_URL=settings.database_url, PYTHONPATH=str(ROOT),
+               STOCKIT_LOG_LEVEL="WARNING")
     return subprocess.run([sys.executable, "-m", "pipeline.cli", "backtest", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=120)
 
@@ -85,7 +87,8 @@ def test_bkt101_candidate_rules_against_what_fired(history, tmp_path):
     progress, result = lines[:-1], lines[-1]
     assert result["type"] == "result" and result["trades"] == 50 + 30  # no late trade, none out of range
     assert progress[0] == {"type": "progress", "done": 0, "total": 80} and progress[-1]["done"] == 80
-    counts = {(r["alert_type"], r["symbol"]): (r["actual"], r["candidate"], r["both"]) for r in result["counts"]}
+    counts = {(r["alert_type"], r["symbol"]): (r["actual"], r["candidate"], r["both"])
+              for r in result["counts"]}
     assert counts == {("PRICE_SPIKE", "AAPL"): (2, 1, 1), ("CIRCUIT_BREAKER", "AAPL"): (1, 1, 1),
                       ("VOLUME_SPIKE", "AAPL"): (1, 0, 0), ("PRICE_SPIKE", "MSFT"): (0, 1, 0)}
     assert (result["matched"], result["only_in_actual"], result["only_in_candidate"]) == (2, 2, 1)
@@ -115,7 +118,8 @@ def test_bkt102_the_running_configuration_and_the_report(history):
 ])
 def test_bkt103_bad_requests_are_refused_naming_the_option(history, args, field, words):
     done = cli(history, *args)
-    assert done.returncode == 2 and done.stderr.startswith(f"stockit backtest: {field}:") and words in done.stderr
+    assert done.returncode == 2 and done.stderr.startswith(f"stockit backtest: {field}:")
+    assert words in done.stderr
 
 
 @pytest.fixture
@@ -128,7 +132,8 @@ def test_bkt104_the_api_runs_backtests_in_worker_processes(operator_client, hist
     r = operator_client.post("/api/v1/backtests", json=spec)
     assert r.status_code == 202, r.get_data(True)
     run = conforms(r.get_json(), "BacktestRun")
-    assert run["status"] in ("queued", "running", "done") and run["requested_by"] == accounts["operator"].username
+    assert run["status"] in ("queued", "running", "done")
+    assert run["requested_by"] == accounts["operator"].username
 
     def finished():
         body = operator_client.get(f"/api/v1/backtests/{run['run_id']}").get_json()

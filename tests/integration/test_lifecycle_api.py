@@ -17,7 +17,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def clients(market, servers, accounts):
-    """Signed-in test clients per role, and an anonymous one, over the small market of tests/market_data.py."""
+    """Signed-in test clients per role, and an anonymous one, over the market of tests/market_data.py."""
     def client(role=None):
         c = create_app(servers.replace(stale_after_seconds=60)).test_client()
         return sign_in.flask_client(c, accounts[role]) if role else c
@@ -39,7 +39,8 @@ def test_lcy001_an_operator_snoozes_everyone_sees_it(clients, accounts):
     assert made["created_by"] == accounts["operator"].username
     listed = conforms(viewer.get("/api/v1/snoozes").get_json(), "Snoozes")
     assert [s["snooze_id"] for s in listed["snoozes"]] == [made["snooze_id"]]
-    events = conforms(viewer.get(f"/api/v1/audit?snooze_id={made['snooze_id']}").get_json(), "Audit")["events"]
+    events = conforms(viewer.get(f"/api/v1/audit?snooze_id={made['snooze_id']}").get_json(),
+                      "Audit")["events"]
     assert [(e["action"], e["actor"]) for e in events] == [("snooze_create", accounts["operator"].username)]
     assert "VOLUME_SPIKE on BTC-USD" in events[0]["detail"] and "exchange maintenance" in events[0]["detail"]
     assert viewer.post("/api/v1/snoozes", json=snooze_body()).status_code == 403
@@ -78,8 +79,10 @@ def test_lcy003_ending_a_snooze_early_and_one_that_expires(clients, accounts):
     short = op.post("/api/v1/snoozes", json=snooze_body(duration_minutes=None, ends_at=time.time() + 1.5))
     assert short.status_code == 201, short.get_data(True)
     sid = short.get_json()["snooze_id"]
-    wait_until(lambda: op.get(f"/api/v1/snoozes/{sid}").get_json()["state"] == "expired", 10, "the snooze expiry")
-    actions = [(e["action"], e["actor"], e["snooze_id"]) for e in op.get("/api/v1/audit").get_json()["events"]]
+    wait_until(lambda: op.get(f"/api/v1/snoozes/{sid}").get_json()["state"] == "expired", 10,
+               "the snooze expiry")
+    events = op.get("/api/v1/audit").get_json()["events"]
+    actions = [(e["action"], e["actor"], e["snooze_id"]) for e in events]
     user = accounts["operator"].username
     assert actions == [("snooze_expire", "system", sid), ("snooze_create", user, sid),
                        ("snooze_delete", user, made["snooze_id"]), ("snooze_create", user, made["snooze_id"])]

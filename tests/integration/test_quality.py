@@ -31,7 +31,8 @@ def test_qlt001_late_trades_dead_letters_and_sequence_gaps(fast, run_worker, vie
     sequences = [s for s in range(1, 41) if s not in (11, 12, 13)] + [25]  # three missing, one repeated
     trades = [Trade(f"Q-{i}", "AAPL", 100.0, 1.0, "BUY", "NASDAQ", base + i * 2, sequence=s)
               for i, s in enumerate(sequences)]
-    trades += [Trade(f"F-{i}", "EUR-USD", 1.1, 1000.0, "SELL", "FX", base + i * 2, sequence=i + 1) for i in range(20)]
+    trades += [Trade(f"F-{i}", "EUR-USD", 1.1, 1000.0, "SELL", "FX", base + i * 2, sequence=i + 1)
+               for i in range(20)]
     late = Trade("Q-late", "AAPL", 100.0, 1.0, "SELL", "NASDAQ", base + 5, sequence=41)
     records = [(t.symbol.encode(), t.encode()) for t in trades] + [(b"AAPL", raw) for raw in BAD]
     records.append((b"AAPL", late.encode()))
@@ -39,7 +40,8 @@ def test_qlt001_late_trades_dead_letters_and_sequence_gaps(fast, run_worker, vie
     metrics = ProcessorMetrics(CollectorRegistry())
     worker = run_worker(Processor(fast, metrics).run, "processor")
     wait_until(lambda: sql(fast, "SELECT count(*) FROM trades")[0][0] == len(trades) + 1, 30, "trades stored")
-    wait_until(lambda: sql(fast, "SELECT count(*) FROM dead_letters")[0][0] == len(BAD), 30, "dead letters stored")
+    wait_until(lambda: sql(fast, "SELECT count(*) FROM dead_letters")[0][0] == len(BAD), 30,
+               "dead letters stored")
     worker.stop()
     assert metrics.late_by_symbol.labels("AAPL")._value.get() == 1
 
@@ -47,10 +49,12 @@ def test_qlt001_late_trades_dead_letters_and_sequence_gaps(fast, run_worker, vie
     late = {r["symbol"]: r for r in body["late"]}
     assert (late["AAPL"]["trades"], late["AAPL"]["late"]) == (len(sequences) + 1, 1)
     assert late["EUR-USD"]["late"] == 0
-    assert {r["kind"]: r["count"] for r in body["dead_letters"]["totals"]} == {"bad_json": 2, "invalid_field": 1}
+    totals = {r["kind"]: r["count"] for r in body["dead_letters"]["totals"]}
+    assert totals == {"bad_json": 2, "invalid_field": 1}
     recent = {r["value"].replace("\ufffd", "\x00"): r for r in body["dead_letters"]["recent"]}
     assert set(recent) == {raw.decode() for raw in BAD}, "the value kept (a NUL replaced, not refused)"
-    assert all(r["reason"] and r["topic"] == fast.topic_trades and r["offset"] is not None for r in recent.values())
+    assert all(r["reason"] and r["topic"] == fast.topic_trades and r["offset"] is not None
+               for r in recent.values())
     gaps = {r["exchange"]: r for r in body["sequence_gaps"]["exchanges"]}
     assert (gaps["NASDAQ"]["gaps"], gaps["NASDAQ"]["missing"], gaps["NASDAQ"]["repeated"]) == (1, 3, 1)
     assert (gaps["FX"]["gaps"], gaps["FX"]["missing"]) == (0, 0)
@@ -74,7 +78,8 @@ def test_qlt002_browser_latency_beacon_and_stage_latencies(clean_stores, viewer)
     exposition = viewer.get("/metrics").get_data(True)
     assert 'web_browser_latency_seconds_count{stage="event_to_browser"} 3.0' in exposition
     for body, parameter in (({"samples": []}, "samples"),
-                            ({"samples": [{"stage": "event_to_browser", "seconds": -1}]}, "samples[0].seconds"),
+                            ({"samples": [{"stage": "event_to_browser", "seconds": -1}]},
+                             "samples[0].seconds"),
                             ({"samples": [{"stage": "kafka", "seconds": 1}]}, "samples[0].stage"),
                             ({"latency": 1}, "latency")):
         bad = viewer.post("/api/v1/quality/browser-latency", json=body)

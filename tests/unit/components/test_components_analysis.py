@@ -27,8 +27,9 @@ SUMMARY = {"trades": 80, "seconds": 0.12, "actual": 4, "candidate": 3, "matched"
            "only_in_candidate": 1, "counts": [
                {"alert_type": "PRICE_SPIKE", "symbol": "AAPL", "actual": 2, "candidate": 1, "both": 1},
                {"alert_type": "PRICE_SPIKE", "symbol": "MSFT", "actual": 0, "candidate": 1, "both": 0}]}
-RUN = {"run_id": 7, "requested_by": "ann", "status": "done", "total_trades": 80, "done_trades": 80, "progress": 1.0,
-       "summary": SUMMARY, "error": None, "spec": {"symbols": ["AAPL", "MSFT"], "start": 0.0, "end": 3600.0}}
+RUN = {"run_id": 7, "requested_by": "ann", "status": "done", "total_trades": 80, "done_trades": 80,
+       "progress": 1.0, "summary": SUMMARY, "error": None,
+       "spec": {"symbols": ["AAPL", "MSFT"], "start": 0.0, "end": 3600.0}}
 
 
 def test_anl001_counts_table_rows_and_total():
@@ -51,10 +52,10 @@ def test_anl002_progress_of_each_state():
 
 
 def test_anl003_timeline_marks_fired_and_candidate_alerts():
-    alerts = [{"timestamp": "2026-01-01T00:00:01Z", "price": 10.0, "alert_type": "PRICE_SPIKE", "in_actual": True,
-               "in_candidate": True},
-              {"timestamp": "2026-01-01T00:00:02Z", "price": 11.0, "alert_type": "VOLUME_SPIKE", "in_actual": False,
-               "in_candidate": True}]
+    alerts = [{"timestamp": "2026-01-01T00:00:01Z", "price": 10.0, "alert_type": "PRICE_SPIKE",
+               "in_actual": True, "in_candidate": True},
+              {"timestamp": "2026-01-01T00:00:02Z", "price": 11.0, "alert_type": "VOLUME_SPIKE",
+               "in_actual": False, "in_candidate": True}]
     candles = [{"window_start": "2026-01-01T00:00:00Z", "close": 10.5}]
     fig = timeline_figure(candles, alerts, "AAPL")
     assert [t.name for t in fig.data] == ["AAPL close (1m)", "Fired (actual)", "Candidate"]
@@ -64,21 +65,22 @@ def test_anl003_timeline_marks_fired_and_candidate_alerts():
     assert (window_for(3600), window_for(5 * 86400), window_for(30 * 86400)) == (60, 300, 900)
 
 
-SNOOZE = {"snooze_id": 3, "alert_type": "VOLUME_SPIKE", "symbol": "BTC-USD", "source": None, "comment": "maint",
-          "created_by": "ann", "ends_at": "2026-01-01T01:00:00Z", "snoozed": 2}
+SNOOZE = {"snooze_id": 3, "alert_type": "VOLUME_SPIKE", "symbol": "BTC-USD", "source": None,
+          "comment": "maint", "created_by": "ann", "ends_at": "2026-01-01T01:00:00Z", "snoozed": 2}
 
 
 def test_anl004_lifecycle_views():
     assert snooze_matchers(SNOOZE) == "Volume spike on BTC-USD"
-    assert snooze_matchers({"alert_type": None, "symbol": None, "source": "replay"}) == "any alert from replay"
+    anything = {"alert_type": None, "symbol": None, "source": "replay"}
+    assert snooze_matchers(anything) == "any alert from replay"
     item = snooze_list([SNOOZE], {3: html.Button("End")})[0]
     assert "End" in texts(item) and "2 alerts kept back" in " ".join(texts(item))
     assert texts(snooze_list([])) == ["No snoozes in force."]
     events = [{"actor": "ann", "action": "snooze_expire", "alert_id": None, "snooze_id": 3, "detail": "",
                "at": "2026-01-01T01:00:00Z"}]
     assert texts(audit_list(events))[:3] == ["ann", " snooze expired ", "snooze #3"]
-    alert = {"symbol": "BTC-USD", "alert_type": "VOLUME_SPIKE", "timestamp": "2026-01-01T00:30:00Z", "message": "m",
-             "status": "snoozed", "acknowledged": False}
+    alert = {"symbol": "BTC-USD", "alert_type": "VOLUME_SPIKE", "timestamp": "2026-01-01T00:30:00Z",
+             "message": "m", "status": "snoozed", "acknowledged": False}
     shown = " ".join(texts(alert_detail(alert, SNOOZE, [], [])))
     assert "snoozed by #3: maint" in shown and "No notes." in shown
     assert "Tick one alert" in texts(alert_detail(None, None, [], []))[0]

@@ -14,13 +14,15 @@ T0 = 1_700_000_000.0
 
 
 def test_bts001_a_good_request_is_normalised():
-    spec = make_spec(S, symbols="aapl, MSFT,aapl", start="2023-11-14T22:13:20Z", end=T0 + 60, source=" replay ",
+    spec = make_spec(S, symbols="aapl, MSFT,aapl", start="2023-11-14T22:13:20Z", end=T0 + 60,
+                     source=" replay ",
                      rules='{"rulesets": {"t": {"return_zscore": {}}}, "assign": {"crypto": "t"}}')
     assert spec.symbols == ["AAPL", "MSFT"] and spec.start == T0 and spec.end == T0 + 60
     assert spec.source == "replay" and spec.rules["assign"] == {"crypto": "t"}
     assert make_spec(S, symbols=["AAPL"], start=T0, end=T0 + 1, rules="").rules is None
     yaml_rules = "rulesets:\n  t:\n    price_deviation: {spike_pct: 2}\nassign:\n  default: t\n"
-    assert make_spec(S, symbols=["AAPL"], start=T0, end=T0 + 1, rules=yaml_rules).rules["assign"] == {"default": "t"}
+    spec = make_spec(S, symbols=["AAPL"], start=T0, end=T0 + 1, rules=yaml_rules)
+    assert spec.rules["assign"] == {"default": "t"}
 
 
 @pytest.mark.parametrize("fields, field, words", [
@@ -60,14 +62,16 @@ def test_bts003_only_the_command_line_reads_a_rules_file(tmp_path):
 
 
 def alert(trade_id, kind="PRICE_SPIKE", ts=T0, symbol="AAPL"):
-    return Alert(alert_id_for(trade_id, kind), kind, "HIGH", symbol, 100.0, 95.0, 5.3, trade_id, ts, f"{kind} m")
+    return Alert(alert_id_for(trade_id, kind), kind, "HIGH", symbol, 100.0, 95.0, 5.3, trade_id, ts,
+                 f"{kind} m")
 
 
 def test_bts004_csv_and_report_show_every_alert_once_with_its_difference():
     actual = [alert("a", ts=T0 + 1), alert("b", ts=T0 + 2)]
     candidate = [alert("b", ts=T0 + 2), alert("c", "VOLUME_SPIKE", ts=T0 + 3, symbol="MSFT")]
     rows = side_by_side(actual, candidate)
-    assert [(a.trade_id, x, c) for a, x, c in rows] == [("a", True, False), ("b", True, True), ("c", False, True)]
+    assert [(a.trade_id, x, c) for a, x, c in rows] == [("a", True, False), ("b", True, True),
+                                                        ("c", False, True)]
     out = list(csv.DictReader(io.StringIO(csv_text(rows))))
     assert [(r["trade_id"], r["difference"]) for r in out] == [("a", "only_actual"), ("b", "both"),
                                                                 ("c", "only_candidate")]

@@ -5,7 +5,8 @@ from hypothesis import given, strategies as st
 from pipeline.latency import LatencyWindow, percentile, summarise
 
 
-@given(st.lists(st.floats(0, 100, allow_nan=False), min_size=1, max_size=200), st.sampled_from([0.5, 0.95, 1.0]))
+@given(st.lists(st.floats(0, 100, allow_nan=False), min_size=1, max_size=200),
+       st.sampled_from([0.5, 0.95, 1.0]))
 def test_lat001_percentile_is_the_nearest_rank(values, q):
     ordered = sorted(values)
     got = percentile(ordered, q)
@@ -23,4 +24,3 @@ def test_lat002_summary_of_the_last_window():
     assert w.summary(now=1000.0) == {"n": 0, "p50": None, "p95": None, "max": None}
     assert summarise([0.12345678]) == {"n": 1, "p50": 0.1235, "p95": 0.1235, "max": 0.1235}
     assert percentile([], 0.5) is None
-

@@ -27,7 +27,8 @@ def test_snz002_only_active_snoozes_count_and_the_oldest_wins():
     snoozes = [snooze(3, symbol="AAPL"), snooze(2, "PRICE_SPIKE"), snooze(1, symbol="AAPL", end=NOW),
                snooze(4, symbol="AAPL", start=NOW + 1)]
     assert snoozed_by(snoozes, "PRICE_SPIKE", "AAPL", None, NOW).snooze_id == 2
-    assert snoozed_by(snoozes, "VOLUME_SPIKE", "AAPL", None, NOW).snooze_id == 3  # 1 ended at NOW, 4 not begun
+    # 1 ended at NOW, 4 has not begun
+    assert snoozed_by(snoozes, "VOLUME_SPIKE", "AAPL", None, NOW).snooze_id == 3
     assert snoozed_by(snoozes, "VOLUME_SPIKE", "MSFT", None, NOW) is None
     assert snoozed_by(snoozes, "VOLUME_SPIKE", "AAPL", None, NOW + 1).snooze_id == 3
 
@@ -51,7 +52,8 @@ def test_snz004_a_good_request_is_normalised():
     req = check_request(good(), NOW)
     assert (req.alert_type, req.symbol, req.source, req.comment) == ("VOLUME_SPIKE", "BTC-USD", None, "why")
     assert (req.starts_at, req.ends_at) == (NOW, NOW + 1800)
-    later = check_request(good(duration_minutes=None, starts_at=NOW + 60, ends_at="2027-01-15T09:00:00Z"), NOW)
+    later = check_request(good(duration_minutes=None, starts_at=NOW + 60, ends_at="2027-01-15T09:00:00Z"),
+                          NOW)
     assert later.starts_at == NOW + 60 and later.ends_at > later.starts_at
 
 
