@@ -152,7 +152,8 @@ PATHS = {
     "/trades/history": _op("Stored trades, newest first", "TradeHistory",
                            [_param("symbol", "query", STR, "only this symbol"), START, END,
                             _limit(100, 10000, "trades"), ANY_SOURCE], {}, "trades"),
-    "/sources": _op("Sources of trades: the live one and those with stored candles", "Sources", [], {}, "candles",
+    "/sources": _op("Sources of trades: the live one and those with stored candles or alerts", "Sources", [], {},
+                    "candles",
                     "Each source (the live feed, each replay) has its own event-time clock; candles and "
                     "alerts carry it. Replay one with `stockit replay FILE.csv --source NAME`."),
     "/trades/{symbol}": _op("Recent trades of one symbol (speed layer), newest first", "Trades",

@@ -20,7 +20,7 @@ from typing import Iterable, Optional
 import redis
 
 from pipeline.checkpoint import PartitionSlot
-from pipeline.events import Alert, Candle, Trade
+from pipeline.events import DEFAULT_SOURCE, Alert, Candle, Trade
 from pipeline.metrics import ProcessorMetrics
 from pipeline.speed_layer import TRADES_KEPT, SpeedLayerWriter, summary_fields, trades_key
 
@@ -31,7 +31,7 @@ HEARTBEAT_EVERY = 1.0
 
 
 class LiveView:
-    def __init__(self, client: redis.Redis, metrics: ProcessorMetrics, source: str):
+    def __init__(self, client: redis.Redis, metrics: ProcessorMetrics, source: str = DEFAULT_SOURCE):
         self.client = client
         self.source = source  # the live source: the one shown
         self.writer = SpeedLayerWriter(client)

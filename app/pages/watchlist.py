@@ -60,6 +60,7 @@ def layout(**_query) -> html.Div:
     prices, series = _snapshot(symbols)
     selected = next((s for s in symbols if s in prices), symbols[0] if symbols else "")
     head = prices.get(selected)
+    sources = _sources()
     return html.Div([
         WebSocket(id=ids.WL_WS_PRICES), WebSocket(id=ids.WL_WS_ALERTS),
         dcc.Interval(id=ids.WL_WS_WATCHDOG, interval=3000),
@@ -82,8 +83,6 @@ def layout(**_query) -> html.Div:
                 html.Div([
                     dcc.Dropdown(id=ids.WL_SYMBOL, options=symbols, value=selected, clearable=False,
                                  className="symbol-select"),
-                    dcc.Dropdown(id=ids.WL_SOURCE, options=_sources(), value=current().settings.live_source,
-                                 clearable=False, className="symbol-select", title="Source of the candles"),
                     html.Span(fmt_price(head["price"]) if head else "—", id="wl-head-price",
                               className="head-price num"),
                     html.Span(fmt_pct(head["change_pct"]) if head else "", id="wl-head-change",
@@ -92,6 +91,9 @@ def layout(**_query) -> html.Div:
                     dcc.Checklist(id=ids.WL_INDICATORS, options=INDICATOR_OPTIONS, value=[], inline=True,
                                   persistence=True, persistence_type="memory", className="window-radio"),
                     dcc.RadioItems(id="wl-window", options=WINDOWS, value=60, inline=True, className="window-radio"),
+                    # Shown once a replayed source has candles: the chart then shows its candles on request.
+                    dcc.Dropdown(id=ids.WL_SOURCE, options=sources, value=sources[0], clearable=False,
+                                 className="source-select", style=None if len(sources) > 1 else {"display": "none"}),
                 ], className="chart-head"),
                 html.Div(dcc.Graph(id=ids.WL_CHART, className="chart-graph", config=GRAPH_CONFIG,
                                    figure=candlestick_figure([], selected or "—")),

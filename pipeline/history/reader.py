@@ -10,14 +10,15 @@ from typing import Optional, Sequence
 from pipeline.events import DEFAULT_SOURCE
 from pipeline.history import Pool, iso
 
-# Distinct values of a leading index column without reading every row (a loose index scan).
-_DISTINCT_SOURCES = """
+# Distinct values of a leading index column without reading every row (a loose index scan): the sources of
+# candles (their key) and of alerts (alerts_source_ts_idx).
+_DISTINCT_SOURCES = " UNION ".join(f"""(
 WITH RECURSIVE s AS (
-    (SELECT source FROM candles ORDER BY source LIMIT 1)
+    (SELECT source FROM {table} ORDER BY source LIMIT 1)
     UNION ALL
-    SELECT (SELECT c.source FROM candles c WHERE c.source > s.source ORDER BY c.source LIMIT 1) FROM s
+    SELECT (SELECT t.source FROM {table} t WHERE t.source > s.source ORDER BY t.source LIMIT 1) FROM s
      WHERE s.source IS NOT NULL)
-SELECT source FROM s WHERE source IS NOT NULL"""
+SELECT source FROM s WHERE source IS NOT NULL)""" for table in ("candles", "alerts"))
 _DISTINCT_SYMBOLS = """
 WITH RECURSIVE s AS (
     (SELECT symbol FROM candles WHERE source = %(source)s ORDER BY symbol LIMIT 1)
@@ -111,10 +112,10 @@ class HistoryReader(Pool):
         return self.alert(alert_id)
 
     def sources(self) -> list[str]:
-        """The sources that have stored candles, sorted."""
+        """The sources that have stored candles or alerts, sorted."""
         with self.cursor() as cur:
             cur.execute(_DISTINCT_SOURCES)
-            return [r["source"] for r in cur.fetchall()]
+            return sorted(r["source"] for r in cur.fetchall())
 
     def symbols(self, source: str) -> list[str]:
         """The symbols with stored candles of ``source``, sorted."""
