@@ -35,7 +35,7 @@ SCHEMAS = {
                                        "oneOf": [{"type": "object", "additionalProperties": True}, STR]}}),
     "BacktestAlert": _obj({"alert_id": STR, "alert_type": STR, "severity": STR, "symbol": STR, "price": NUM,
                            "reference": NUM, "deviation": NUM, "trade_id": STR, "timestamp": TIME,
-                           "message": STR, "side": STR, "quantity": NUM, "in_actual": BOOL,
+                           "message": STR, "side": STR, "quantity": NUM, "source": STR, "in_actual": BOOL,
                            "in_candidate": BOOL}),
     "BacktestAlerts": _obj({"run_id": INT, "count": INT, "alerts": _list("BacktestAlert")}),
     "Snooze": _obj({"snooze_id": INT, "alert_type": _n(STR), "symbol": _n(STR), "source": _n(STR),

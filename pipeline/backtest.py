@@ -32,8 +32,9 @@ logger = logging.getLogger(__name__)
 FETCH_ROWS = 20_000      # trades per round trip of the server-side cursor
 MAX_SYMBOLS = 50
 SOURCE_MAX = 64
-CSV_FIELDS = ("difference", "alert_id", "timestamp", "alert_type", "severity", "symbol", "price", "reference",
-              "deviation", "side", "quantity", "trade_id", "in_actual", "in_candidate", "message")
+CSV_FIELDS = ("difference", "alert_id", "timestamp", "alert_type", "severity", "symbol", "source", "price",
+              "reference", "deviation", "side", "quantity", "trade_id", "in_actual", "in_candidate",
+              "message")
 ProgressFn = Callable[[int, int], None]
 
 
@@ -162,32 +163,23 @@ def candidate_rulebook(settings: Settings, spec: BacktestSpec) -> RuleBook:
 
 # --- reading PostgreSQL -----------------------------------------------------------------------------
 TRADE_COLUMNS = ("trade_id, symbol, price, quantity, side, exchange, extract(epoch FROM ts)::float8, "
-                 "trader_id, sequence")  # Trade's field order
+                 "trader_id, sequence, source")  # Trade's field order
 ALERT_COLUMNS = ("alert_id, alert_type, severity, symbol, price, reference, deviation, trade_id, "
-                 "extract(epoch FROM ts)::float8, message, side, quantity")  # Alert's field order
+                 "extract(epoch FROM ts)::float8, message, side, quantity, source")  # Alert's field order
 
 
-def has_sources(cur) -> bool:
-    """Whether trades and alerts carry a ``source`` (migration 006)."""
-    cur.execute("SELECT count(*) FROM information_schema.columns WHERE table_schema = current_schema() "
-                "AND table_name IN ('trades', 'alerts') AND column_name = 'source'")
-    return cur.fetchone()[0] == 2
-
-
-def _where(spec: BacktestSpec, cur, trades: bool) -> tuple[str, dict]:
+def _where(spec: BacktestSpec, trades: bool) -> tuple[str, dict]:
     where = "symbol = ANY(%(symbols)s) AND ts >= to_timestamp(%(start)s) AND ts < to_timestamp(%(end)s)"
     if trades:
         where += " AND NOT late"
     if spec.source is not None:
-        if not has_sources(cur):
-            raise SpecError("source", "this database has no per-source trades yet (migration 006)")
         where += " AND source = %(source)s"
     return where, {"symbols": spec.symbols, "start": spec.start, "end": spec.end, "source": spec.source}
 
 
 def count_trades(conn, spec: BacktestSpec) -> int:
+    where, args = _where(spec, True)
     with conn.cursor() as cur:
-        where, args = _where(spec, cur, True)
         cur.execute(f"SELECT count(*) FROM trades WHERE {where}", args)
         return cur.fetchone()[0]
 
@@ -199,8 +191,8 @@ def stored_trades(conn, spec: BacktestSpec, progress: Optional[ProgressFn] = Non
 
     A reader thread fetches the next ``FETCH_ROWS`` while the caller works through the current ones
     (the server sorts and sends while the rules run); at most two fetches wait in memory."""
+    where, args = _where(spec, True)
     with conn.cursor() as cur:
-        where, args = _where(spec, cur, True)
         cur.execute("SET LOCAL work_mem = '128MB'")  # the sort by time stays in memory
     cur = conn.cursor(name="stockit_backtest")
     cur.itersize = FETCH_ROWS
@@ -250,8 +242,8 @@ def _put(batches: queue.Queue, item, stop: threading.Event) -> None:
 
 def actual_alerts(conn, spec: BacktestSpec) -> list[Alert]:
     """The alerts that fired for the spec's symbols, range and source (whatever their routing status)."""
+    where, args = _where(spec, False)
     with conn.cursor() as cur:
-        where, args = _where(spec, cur, False)
         cur.execute(f"SELECT {ALERT_COLUMNS} FROM alerts WHERE {where} ORDER BY ts, alert_id", args)
         return list(starmap(Alert, cur.fetchall()))
 
@@ -292,7 +284,8 @@ def run_backtest(conn, settings: Settings, spec: BacktestSpec, progress: Optiona
             if progress is not None:
                 progress(done, total)
 
-        candidate = list(run_rules(stored_trades(conn, spec, told, total), book))
+        trades = stored_trades(conn, spec, told, total)
+        candidate = list(run_rules(trades, book, grace=settings.grace_seconds))
     finally:
         conn.rollback()
     return BacktestResult(spec, counted[0], time.perf_counter() - started, compare_alerts(actual, candidate),

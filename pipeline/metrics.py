@@ -44,9 +44,9 @@ class ProcessorMetrics:
         self.candles = Counter("processor_candles_total", "Candles finalized", ["window_seconds"], registry=r)
         self.late = Counter("processor_late_trades_total", "Trades later than their finalized window",
                             registry=r)
-        self.late_by_symbol = Counter("processor_late_trades_by_symbol_total",
-                                      "Trades later than their finalized window, per symbol", ["symbol"],
-                                      registry=r)
+        self.late_by_source = Counter("processor_late_trades_by_source_total",
+                                      "Trades later than their finalized window, per source and symbol",
+                                      ["source", "symbol"], registry=r)
         self.ingest_latency = Histogram("processor_ingest_latency_seconds",
                                         "Trade event time to the processor folding it in (live trades)",
                                         buckets=LATENCY_BUCKETS, registry=r)

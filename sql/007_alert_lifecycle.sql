@@ -91,6 +91,7 @@ CREATE TABLE IF NOT EXISTS backtest_alerts (
     message       text             NOT NULL,
     side          text             NOT NULL DEFAULT '',
     quantity      double precision NOT NULL DEFAULT 0,
+    source        text             NOT NULL DEFAULT 'live',
     PRIMARY KEY (run_id, alert_id)
 );
 CREATE INDEX IF NOT EXISTS backtest_alerts_symbol_idx ON backtest_alerts (run_id, symbol, ts);

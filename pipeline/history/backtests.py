@@ -27,8 +27,6 @@ STALE_SECONDS = 30.0
 PROGRESS_SECONDS = 0.5    # progress is written at most this often
 RUN_COLUMNS = ("run_id, requested_by, spec, status, total_trades, done_trades, summary, error, created_at, "
                "started_at, finished_at, updated_at")
-ALERT_ROW = ("alert_id", "alert_type", "severity", "symbol", "price", "reference", "deviation", "trade_id",
-             "timestamp", "message", "side", "quantity", "in_actual", "in_candidate")
 _REAP = f"""UPDATE backtest_runs SET status = 'failed', finished_at = now(),
                    error = 'the backtest process stopped without finishing'
              WHERE status IN ('queued', 'running')
@@ -80,7 +78,8 @@ class BacktestRuns:
         in_actual, in_candidate = flags.get(difference, (None, None))
         with self.db.cursor() as cur:
             cur.execute("""SELECT alert_id, alert_type, severity, symbol, price, reference, deviation,
-                                  trade_id, ts AS timestamp, message, side, quantity, in_actual, in_candidate
+                                  trade_id, ts AS timestamp, message, side, quantity, source, in_actual,
+                                  in_candidate
                              FROM backtest_alerts
                             WHERE run_id = %s AND (%s::text IS NULL OR symbol = %s)
                               AND (%s::boolean IS NULL OR (in_actual = %s AND in_candidate = %s))
@@ -157,7 +156,7 @@ class RunReporter:
 
     def finished(self, result: BacktestResult) -> None:
         rows = [(self.run_id, a.alert_id, in_actual, in_candidate, a.alert_type, a.severity, a.symbol,
-                 a.price, a.reference, a.deviation, a.trade_id, a.ts, a.message, a.side, a.quantity)
+                 a.price, a.reference, a.deviation, a.trade_id, a.ts, a.message, a.side, a.quantity, a.source)
                 for a, in_actual, in_candidate in result.rows]
         with self.lock:
             self.conn.autocommit = False
@@ -167,9 +166,10 @@ class RunReporter:
                     psycopg2.extras.execute_values(cur, """
                         INSERT INTO backtest_alerts (run_id, alert_id, in_actual, in_candidate, alert_type,
                                severity, symbol, price, reference, deviation, trade_id, ts, message, side,
-                               quantity)
+                               quantity, source)
                         VALUES %s ON CONFLICT DO NOTHING""", rows,
-                        template="(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, to_timestamp(%s), %s, %s, %s)",
+                        template="(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, to_timestamp(%s), %s, %s, %s, "
+                                 "%s)",
                         page_size=1000)
                     cur.execute("""UPDATE backtest_runs SET status = 'done', summary = %s, total_trades = %s,
                                           done_trades = %s, finished_at = now(), updated_at = now()

@@ -1,5 +1,5 @@
 """Data-quality queries over PostgreSQL for the /quality page, its API and the web app's metrics: late trades
-per symbol (and source, once trades carry one), dead-lettered records by reason, and gaps in ``sequence``
+per source and symbol, dead-lettered records by reason, and gaps in ``sequence``
 per exchange (window functions over the stored trades).
 
 Windows are of event time (``ts``) for trades, of failure time for dead letters.  The newest
@@ -19,14 +19,6 @@ SETTLE_SECONDS = 15
 WINDOWS_MINUTES = (15, 60, 240, 1440)
 
 
-def has_source_column(cur) -> bool:
-    cur.execute("SELECT EXISTS (SELECT 1 FROM information_schema.columns "
-                "WHERE table_schema = current_schema() AND table_name = 'trades' "
-                "AND column_name = 'source') AS yes")
-    row = cur.fetchone()
-    return bool(row["yes"] if isinstance(row, dict) else row[0])
-
-
 class QualityReport:
     """``db`` is a ``pipeline.history.Pool`` (the web app's reader)."""
 
@@ -34,10 +26,9 @@ class QualityReport:
         self.db = db
 
     def late_trades(self, minutes: int, symbol: Optional[str] = None) -> list[dict]:
-        """Per source (empty before per-source trades) and symbol: trades, late trades, late share."""
+        """Per source and symbol: trades, late trades, late share."""
         with self.db.cursor() as cur:
-            source = "source" if has_source_column(cur) else "''::text"
-            cur.execute(f"""SELECT {source} AS source, symbol, count(*)::int AS trades,
+            cur.execute("""SELECT source, symbol, count(*)::int AS trades,
                                    count(*) FILTER (WHERE late)::int AS late
                               FROM trades WHERE ts >= now() - make_interval(mins => %s)
                                AND (%s::text IS NULL OR symbol = %s)

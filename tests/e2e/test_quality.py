@@ -46,7 +46,7 @@ def test_qual001_figures_tables_and_the_browser_stage(page, market, servers):
     page.open("/quality", "#dq-late")
     page.wait(lambda: "AAPL" in text(page, "dq-late-table"), 15, "late trades")
     aapl = next(r for r in page.driver.find_elements(By.CSS_SELECTOR, "#dq-late-table tbody tr")
-                if r.text.startswith("— AAPL"))
+                if r.text.startswith("live AAPL"))
     assert aapl.text.split()[2:4] == [f"{len(market.trades['AAPL']) + 2:,}", "2"]
     gaps = page.wait(lambda: next((r.text for r in page.driver.find_elements(By.CSS_SELECTOR,
                                                                              "#dq-gaps-table tr")

@@ -43,7 +43,7 @@ def test_qlt001_late_trades_dead_letters_and_sequence_gaps(fast, run_worker, vie
     wait_until(lambda: sql(fast, "SELECT count(*) FROM dead_letters")[0][0] == len(BAD), 30,
                "dead letters stored")
     worker.stop()
-    assert metrics.late_by_symbol.labels("AAPL")._value.get() == 1
+    assert metrics.late_by_source.labels("live", "AAPL")._value.get() == 1
 
     body = conforms(viewer.get("/api/v1/quality?minutes=60").get_json(), "Quality")
     late = {r["symbol"]: r for r in body["late"]}
@@ -64,7 +64,7 @@ def test_qlt001_late_trades_dead_letters_and_sequence_gaps(fast, run_worker, vie
     exposition = viewer.get("/metrics").get_data(True)
     assert 'stockit_sequence_gaps{exchange="NASDAQ"} 1.0' in exposition
     assert 'stockit_sequence_missing{exchange="NASDAQ"} 3.0' in exposition
-    assert 'stockit_late_trades{source="",symbol="AAPL"} 1.0' in exposition
+    assert 'stockit_late_trades{source="live",symbol="AAPL"} 1.0' in exposition
 
 
 def test_qlt002_browser_latency_beacon_and_stage_latencies(clean_stores, viewer):

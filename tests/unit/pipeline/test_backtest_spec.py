@@ -82,3 +82,24 @@ def test_bts004_csv_and_report_show_every_alert_once_with_its_difference():
     assert "10 trades in 0.50s; alerts: 2 fired, 2 with the candidate rules, 1 in both" in text
     assert "only in actual (fired, the candidate would not raise them): 1" in text
     assert "VOLUME_SPIKE     MSFT             0         1      0" in text
+
+
+def test_bts005_a_symbol_that_stops_trading_in_a_limit_state_is_paused_by_its_source_clock():
+    from pipeline.events import Trade
+    from pipeline.rulesets.backtest import run_rules
+
+    rules = {"rulesets": {"bands": {"luld_bands": {"warmup_seconds": 0, "min_trades": 1}}},
+             "assign": {"default": "bands"}}
+    calm = [Trade(f"x{i}", "AAPL", 100.0, 1.0, "BUY", "T", T0 + i) for i in range(10)]
+    jump = Trade("x-out", "AAPL", 120.0, 1.0, "BUY", "T", T0 + 10)  # outside the 5 % band: LIMIT_STATE
+    other = [Trade(f"m{i}", "MSFT", 50.0, 1.0, "SELL", "T", T0 + 11 + i) for i in range(30)]  # AAPL is silent
+    alerts = list(run_rules(calm + [jump] + other, rules, grace=2.0))
+    kinds = [(a.alert_type, a.trade_id, a.ts) for a in alerts]
+    assert kinds == [("LIMIT_STATE", "x-out", T0 + 10), ("TRADING_PAUSE", "x-out", T0 + 25)]
+    # ... the same pause (same id) as when AAPL trades again after the 15 s, outside the band
+    again = Trade("x-late", "AAPL", 121.0, 1.0, "BUY", "T", T0 + 30)
+    traded = list(run_rules(calm + [jump, again], rules, grace=2.0))
+    assert [a.alert_id for a in traded] == [a.alert_id for a in alerts]
+    other_source = [Trade(f"r{i}", "MSFT", 50.0, 1.0, "SELL", "T", T0 + 11 + i, source="replay") for i in range(30)]
+    alone = list(run_rules(sorted(calm + [jump] + other_source, key=lambda t: t.ts), rules, grace=2.0))
+    assert [a.alert_type for a in alone] == ["LIMIT_STATE"], "another source's trades do not move AAPL's clock"
