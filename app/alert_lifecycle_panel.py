@@ -34,7 +34,7 @@ def _lifecycle(fn):
     return current().history(lambda h: fn(AlertLifecycle(h)))
 
 
-def panels(symbols: list[str]) -> html.Div:
+def panels(symbols: list[str], sources: list[str]) -> html.Div:
     """The three panels, below the alert table."""
     may = _may_act()
     hint = "" if may else NEEDS_OPERATOR
@@ -53,6 +53,8 @@ def panels(symbols: list[str]) -> html.Div:
                   html.Div([dcc.Dropdown(id=ids.AL_SNOOZE_TYPE, options=TYPE_OPTIONS, placeholder="Any type",
                                          className="filter-dropdown", disabled=not may),
                             dcc.Dropdown(id=ids.AL_SNOOZE_SYMBOL, options=symbols, placeholder="Any symbol",
+                                         className="filter-dropdown", disabled=not may),
+                            dcc.Dropdown(id=ids.AL_SNOOZE_SOURCE, options=sources, placeholder="Any source",
                                          className="filter-dropdown", disabled=not may),
                             dcc.Dropdown(id=ids.AL_SNOOZE_MINUTES, options=DURATIONS, value=60,
                                          clearable=False, className="filter-dropdown", disabled=not may),
@@ -113,14 +115,15 @@ def add_note(_clicks, text, selected_ids, changed):
 @callback(Output(ids.AL_SNOOZE_RESULT, "children", allow_duplicate=True),
           Output(ids.AL_CHANGED, "data", allow_duplicate=True), Output(ids.AL_SNOOZE_COMMENT, "value"),
           Input(ids.AL_SNOOZE_ADD, "n_clicks"), State(ids.AL_SNOOZE_TYPE, "value"),
-          State(ids.AL_SNOOZE_SYMBOL, "value"), State(ids.AL_SNOOZE_MINUTES, "value"),
+          State(ids.AL_SNOOZE_SYMBOL, "value"), State(ids.AL_SNOOZE_SOURCE, "value"),
+          State(ids.AL_SNOOZE_MINUTES, "value"),
           State(ids.AL_SNOOZE_COMMENT, "value"), State(ids.AL_CHANGED, "data"), prevent_initial_call=True)
 @requires(OPERATOR, "snoozing alerts")
 @guarded(lambda exc: ("Could not snooze: the database cannot be reached.", dash.no_update, dash.no_update))
-def snooze(_clicks, alert_type, symbol, minutes, comment, changed):
+def snooze(_clicks, alert_type, symbol, source, minutes, comment, changed):
     try:
-        req = check_request({"alert_type": alert_type, "symbol": symbol, "duration_minutes": minutes,
-                             "comment": comment}, time.time())
+        req = check_request({"alert_type": alert_type, "symbol": symbol, "source": source,
+                             "duration_minutes": minutes, "comment": comment}, time.time())
     except SnoozeRequestError as exc:
         error = html.Span([html.B(exc.field.replace("_", " ")), f": {exc.message}"], className="text-danger")
         return error, dash.no_update, dash.no_update

@@ -75,6 +75,7 @@ AL_SNOOZES = "al-snoozes"              # the active snoozes, each with an end bu
 AL_SNOOZE_END = "al-snooze-end"        # pattern type, {"type": AL_SNOOZE_END, "snooze": id}
 AL_SNOOZE_TYPE = "al-snooze-type"
 AL_SNOOZE_SYMBOL = "al-snooze-symbol"
+AL_SNOOZE_SOURCE = "al-snooze-source"
 AL_SNOOZE_MINUTES = "al-snooze-minutes"
 AL_SNOOZE_COMMENT = "al-snooze-comment"
 AL_SNOOZE_ADD = "al-snooze-add"

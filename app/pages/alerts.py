@@ -59,6 +59,7 @@ def _ack_button() -> dbc.Button:
 
 def layout(**_query) -> html.Div:
     symbols = current().symbols()
+    sources = source_options()
     return html.Div([
         dcc.Interval(id=ids.AL_INTERVAL, interval=5000),
         dcc.Download(id=ids.AL_DOWNLOAD),
@@ -71,7 +72,7 @@ def layout(**_query) -> html.Div:
             dcc.Dropdown(id=ids.AL_TYPE, options=TYPES, multi=True, placeholder="All types",
                          className="filter-dropdown"),
             dcc.Dropdown(id=ids.AL_SYMBOL, options=symbols, placeholder="All symbols", className="filter-dropdown"),
-            dcc.Dropdown(id=ids.AL_SOURCE, options=source_options(), placeholder="All sources",
+            dcc.Dropdown(id=ids.AL_SOURCE, options=sources, placeholder="All sources",
                          className="filter-dropdown"),
             dbc.Switch(id=ids.AL_UNACKED, label="Unacknowledged only", value=False),
             _ack_button(),
@@ -99,7 +100,7 @@ def layout(**_query) -> html.Div:
             ],
             tooltip_duration=None,
         ), className="panel mb-2"),
-        alert_lifecycle_panel.panels(symbols),
+        alert_lifecycle_panel.panels(symbols, sources),
         html.Div([html.H2("Circuit breakers", className="panel-title"),
                   html.Div(id=ids.AL_BREAKERS, className="breaker-grid")], className="panel"),
     ])

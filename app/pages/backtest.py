@@ -17,7 +17,7 @@ from app import backtests, ids
 from app.access import OPERATOR
 from app.auth import current_principal, requires
 from app.guard import guarded
-from app.services import current
+from app.services import Unavailable, current
 from components import theme
 from components.backtest import (counts_table, difference_columns, difference_rows, progress_view,
                                  runs_columns, runs_rows, timeline_figure, window_for)
@@ -48,11 +48,19 @@ def _run_button() -> dbc.Button:
                       title="" if allowed else why)
 
 
+def _sources() -> list[str]:
+    """Sources with stored history (none while the database is away: the form still renders)."""
+    try:
+        return current().history(lambda h: h.sources())
+    except Unavailable:
+        return []
+
+
 def _field(label: str, component) -> html.Div:
     return html.Div([html.Label(label, className="filter-label"), component], className="bt-field")
 
 
-def _form(symbols: list[str], now: float) -> html.Div:
+def _form(symbols: list[str], sources: list[str], now: float) -> html.Div:
     times = html.Div([
         _field("Start (UTC)", dbc.Input(id=ids.BT_START, value=_minute(now - 3600), size="sm",
                                         placeholder="2026-01-02T09:30Z or epoch seconds")),
@@ -63,7 +71,8 @@ def _form(symbols: list[str], now: float) -> html.Div:
         _field("Symbols", dcc.Dropdown(id=ids.BT_SYMBOLS, options=symbols, value=symbols[:2], multi=True,
                                        className="filter-dropdown bt-symbols")),
         times,
-        _field("Source", dbc.Input(id=ids.BT_SOURCE, size="sm", placeholder="all sources")),
+        _field("Source", dcc.Dropdown(id=ids.BT_SOURCE, options=sources, placeholder="All sources",
+                                      className="filter-dropdown")),
         _field("Rules (STOCKIT_RULES format: YAML or JSON; empty = the running configuration)",
                dcc.Textarea(id=ids.BT_RULES, value=EXAMPLE_RULES, className="bt-rules", spellCheck=False)),
         html.Div([_run_button(), html.Div(id=ids.BT_MESSAGE, className="bt-message")],
@@ -112,7 +121,7 @@ def layout(**_query) -> html.Div:
         html.Div([html.H1("Backtest", className="page-title"),
                   html.Span("What candidate rules would have raised over stored trades, beside what fired",
                             className="hint")], className="page-head"),
-        html.Div([html.Div(_form(symbols, time.time()), className="col-12 col-xl-4"),
+        html.Div([html.Div(_form(symbols, _sources(), time.time()), className="col-12 col-xl-4"),
                   html.Div(_runs(), className="col-12 col-xl-8")], className="row g-2 mb-2"),
         _results(),
     ])

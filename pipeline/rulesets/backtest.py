@@ -68,11 +68,12 @@ def run_rules(trades: Iterable[Trade], rules: Union[RuleBook, Mapping[str, Any],
         if entry[0].timed:
             due = entry[0].due(entry[1])
             waiting = pending.setdefault(source, {})
-            if due == math.inf:
-                waiting.pop(symbol, None)
-            else:
-                waiting[symbol] = due
-            first_due[source] = min(waiting.values(), default=math.inf)
+            if waiting.get(symbol, math.inf) != due:  # the earliest due time is looked for again only then
+                if due == math.inf:
+                    del waiting[symbol]
+                else:
+                    waiting[symbol] = due
+                first_due[source] = min(waiting.values(), default=math.inf)
 
 
 def _advance(running: dict, waiting: dict[str, float], source: str, now: float) -> Iterator[Alert]:

@@ -52,19 +52,22 @@ def test_bkt001_run_progress_results_and_export(page, market):
     page.open("/backtest", "#bt-run")
     set_rules(page, json.dumps(SENSITIVE))
     page.driver.find_element(By.ID, "bt-run").click()
-    page.wait(lambda: "done" in status(page), 60, "the run to finish")
+    page.wait(lambda: "done" in status(page), 120, "the run to finish")
     assert f"{len(trades):,} trades" in status(page)
-    page.wait(lambda: page.driver.find_elements(By.CSS_SELECTOR, "#bt-counts-table .bt-total-row"), 10,
+    page.wait(lambda: page.driver.find_elements(By.CSS_SELECTOR, "#bt-counts-table .bt-total-row"), 30,
               "counts")
     total = page.driver.find_element(By.CSS_SELECTOR, "#bt-counts-table .bt-total-row").text.split()
     assert total[1:4] == [str(len(fired)), str(len(candidate)), str(expected.matched)]
     only_fired = table_rows(page, "bt-only-actual")
     assert [r["symbol"] for r in only_fired] == [a.symbol for a in expected.only_in_actual]
+    symbol = page.wait(lambda: page.driver.find_element(By.CSS_SELECTOR, "#bt-chart-symbol").text, 30,
+                       "the timeline's symbol")
     page.wait(lambda: page.js("var g = document.querySelector('#bt-chart .js-plotly-plot');"
-                              "return g && g.data && g.data.length === 3;"), 10, "the timeline")
+                              "return g && g.data && g.data.length === 3 &&"
+                              "       g.data[0].name.startsWith(arguments[0]);", symbol),
+              30, "the timeline of that symbol")
     shown = page.js("var d = document.querySelector('#bt-chart .js-plotly-plot').data;"
                     "return [d[0].x.length, d[1].x.length, d[2].x.length, d[1].name, d[2].name];")
-    symbol = page.driver.find_element(By.CSS_SELECTOR, "#bt-chart-symbol").text
     assert shown[3:] == ["Fired (actual)", "Candidate"]
     assert shown[2] == sum(1 for a in candidate if a.symbol in symbol)
     assert shown[0] > 0, "closing prices of the symbol under the markers"
@@ -73,7 +76,7 @@ def test_bkt001_run_progress_results_and_export(page, market):
 
     page.driver.find_element(By.ID, "bt-export").click()
     folder = Path(page.br.download_path)
-    files = page.wait(lambda: [f for f in folder.glob("stockit-backtest-*.csv")], 10, "the CSV download")
+    files = page.wait(lambda: [f for f in folder.glob("stockit-backtest-*.csv")], 30, "the CSV download")
     time.sleep(0.3)
     with open(files[0], newline="") as f:
         rows = list(csv.DictReader(f))
@@ -88,7 +91,7 @@ def test_bkt002_a_bad_configuration_names_the_key(page, market):
     set_rules(page, '{"rulesets": {"t": {"price_deviation": {"spike_pct": 9, "breaker_pct": 3}}}, '
                     '"assign": {"default": "t"}}')
     page.driver.find_element(By.ID, "bt-run").click()
-    error = page.wait(lambda: page.driver.find_element(By.ID, "bt-error").text, 10, "the error")
+    error = page.wait(lambda: page.driver.find_element(By.ID, "bt-error").text, 30, "the error")
     assert error.startswith("rules:") and "rulesets.t.price_deviation" in error and "spike_pct" in error
 
 

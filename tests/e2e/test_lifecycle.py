@@ -25,14 +25,14 @@ def tick(page, symbol: str) -> None:
 def test_lcyc001_note_snooze_and_the_audit_trail(page, market, servers, accounts):
     me = accounts["operator"].username
     page.open("/alerts", "#al-table")
-    page.wait(lambda: len(rows(page)) == 4, what="4 alerts")
+    page.wait(lambda: len(rows(page)) == 4, 30, "4 alerts")
     tick(page, "TSLA")
-    page.wait(lambda: "TSLA" in text(page, "al-detail"), 10, "the selected alert's detail")
+    page.wait(lambda: "TSLA" in text(page, "al-detail"), 30, "the selected alert's detail")
     page.driver.find_element(By.ID, "al-note-text").send_keys("Halted on news; checked with the desk")
     page.driver.find_element(By.ID, "al-note-add").click()
-    page.wait(lambda: "Note saved" in text(page, "al-note-result"), 10, "the note saved")
-    page.wait(lambda: "Halted on news" in text(page, "al-detail"), 10, "the note shown")
-    page.wait(lambda: next(r for r in rows(page) if r["symbol"] == "TSLA")["notes"] == "1", 10,
+    page.wait(lambda: "Note saved" in text(page, "al-note-result"), 30, "the note saved")
+    page.wait(lambda: "Halted on news" in text(page, "al-detail"), 30, "the note shown")
+    page.wait(lambda: next(r for r in rows(page) if r["symbol"] == "TSLA")["notes"] == "1", 30,
               "the notes count")
     assert f"{me} noted" in text(page, "al-detail"), "the alert's history"
 
@@ -40,18 +40,18 @@ def test_lcyc001_note_snooze_and_the_audit_trail(page, market, servers, accounts
     page.br.select_dcc_dropdown("#al-snooze-symbol", value="BTC-USD")
     page.driver.find_element(By.ID, "al-snooze-comment").send_keys("exchange maintenance")
     page.driver.find_element(By.ID, "al-snooze-add").click()
-    page.wait(lambda: "in force until" in text(page, "al-snooze-result"), 10, "the snooze made")
-    item = page.wait(lambda: page.driver.find_elements(By.CSS_SELECTOR, "#al-snoozes .snooze-item"), 10,
+    page.wait(lambda: "in force until" in text(page, "al-snooze-result"), 30, "the snooze made")
+    item = page.wait(lambda: page.driver.find_elements(By.CSS_SELECTOR, "#al-snoozes .snooze-item"), 30,
                      "listed")
     assert "Volume spike on BTC-USD" in item[0].text and "exchange maintenance" in item[0].text
-    page.wait(lambda: f"{me} snoozed" in text(page, "al-audit"), 10, "the audit trail")
+    page.wait(lambda: f"{me} snoozed" in text(page, "al-audit"), 30, "the audit trail")
     assert f"{me} noted" in text(page, "al-audit")
     page.screenshot("alerts-lifecycle", BUILD)
 
     page.driver.find_element(By.CSS_SELECTOR, "#al-snoozes .snooze-item button").click()
-    page.wait(lambda: "ended" in text(page, "al-snooze-result"), 10, "the snooze ended")
-    page.wait(lambda: "No snoozes in force" in text(page, "al-snoozes"), 10, "the list empty")
-    page.wait(lambda: f"{me} ended snooze" in text(page, "al-audit"), 10, "the end in the audit trail")
+    page.wait(lambda: "ended" in text(page, "al-snooze-result"), 30, "the snooze ended")
+    page.wait(lambda: "No snoozes in force" in text(page, "al-snoozes"), 30, "the list empty")
+    page.wait(lambda: f"{me} ended snooze" in text(page, "al-audit"), 30, "the end in the audit trail")
     conn = psycopg2.connect(servers.database_url)
     with conn, conn.cursor() as cur:
         cur.execute("SELECT action, actor FROM alert_audit ORDER BY event_id")
@@ -65,15 +65,15 @@ def test_lcyc002_a_snooze_form_error_names_the_field(page, market):
     page.open("/alerts", "#al-table")
     page.br.select_dcc_dropdown("#al-snooze-symbol", value="AAPL")
     page.driver.find_element(By.ID, "al-snooze-add").click()  # no comment
-    page.wait(lambda: text(page, "al-snooze-result").startswith("comment:"), 10, "the error")
+    page.wait(lambda: text(page, "al-snooze-result").startswith("comment:"), 30, "the error")
 
 
 def test_lcyc003_a_viewer_sees_but_may_not_act(dash_br, web, accounts, market):
     viewer = Page(dash_br, web).sign_in(accounts["viewer"])
     viewer.open("/alerts", "#al-table")
-    viewer.wait(lambda: len(rows(viewer)) == 4, what="4 alerts")
+    viewer.wait(lambda: len(rows(viewer)) == 4, 30, "4 alerts")
     for element_id in ("al-note-add", "al-snooze-add", "al-note-text", "al-snooze-comment"):
         element = viewer.driver.find_element(By.ID, element_id)
         assert not element.is_enabled(), element_id
     assert "operator" in viewer.driver.find_element(By.ID, "al-snooze-add").get_attribute("title")
-    viewer.wait(lambda: "Nobody has done anything yet" in text(viewer, "al-audit"), 10, "the audit trail")
+    viewer.wait(lambda: "Nobody has done anything yet" in text(viewer, "al-audit"), 30, "the audit trail")

@@ -44,13 +44,13 @@ def text(page, element_id: str) -> str:
 def test_qual001_figures_tables_and_the_browser_stage(page, market, servers):
     seed_problems(servers)
     page.open("/quality", "#dq-late")
-    page.wait(lambda: "AAPL" in text(page, "dq-late-table"), 15, "late trades")
+    page.wait(lambda: "AAPL" in text(page, "dq-late-table"), 30, "late trades")
     aapl = next(r for r in page.driver.find_elements(By.CSS_SELECTOR, "#dq-late-table tbody tr")
                 if r.text.startswith("live AAPL"))
     assert aapl.text.split()[2:4] == [f"{len(market.trades['AAPL']) + 2:,}", "2"]
     gaps = page.wait(lambda: next((r.text for r in page.driver.find_elements(By.CSS_SELECTOR,
                                                                              "#dq-gaps-table tr")
-                                   if r.text.startswith("NYSE")), None), 10, "NYSE sequence row")
+                                   if r.text.startswith("NYSE")), None), 30, "NYSE sequence row")
     assert gaps.split()[2:6] == ["17", "1", "3", f"{3 / 20 * 100:.2f}"]
     assert "NYSE: 3 missing before #8 (IBM" in text(page, "dq-gaps")
     assert "bad_json 1" in text(page, "dq-dead") and "bad_timestamp 1" in text(page, "dq-dead")
@@ -64,8 +64,8 @@ def test_qual001_figures_tables_and_the_browser_stage(page, market, servers):
     for i in range(6):
         market_data.tick(servers, "MSFT", round(price + i * 0.5, 2))
         time.sleep(0.3)
-    page.wait(lambda: text(page, "dq-p50-event_to_browser").endswith("ms"), 40, "the browser stage measured")
-    page.wait(lambda: text(page, "dq-p50-web_to_browser").endswith("ms"), 10, "the web -> browser stage")
+    page.wait(lambda: text(page, "dq-p50-event_to_browser").endswith("ms"), 60, "the browser stage measured")
+    page.wait(lambda: text(page, "dq-p50-web_to_browser").endswith("ms"), 30, "the web -> browser stage")
     page.screenshot("quality", BUILD)
     assert page.console_errors() == []
     assert page.csp_violations() == []
