@@ -111,3 +111,21 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     value       text         NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS dead_letters_failed_at_idx ON dead_letters (failed_at DESC);
+
+-- Retention (`stockit db retention`, after stockit_apply_retention): dead letters and finished backtest
+-- runs older than the cutoff go.  The audit trail, notes and snoozes are kept: they are the record of
+-- who did what.
+CREATE OR REPLACE FUNCTION stockit_apply_analysis_retention(days integer) RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    cutoff  timestamptz := now() - make_interval(days => days);
+    removed integer;
+BEGIN
+    IF days <= 0 THEN
+        RETURN 0;
+    END IF;
+    DELETE FROM dead_letters WHERE failed_at < cutoff;
+    GET DIAGNOSTICS removed = ROW_COUNT;
+    DELETE FROM backtest_runs WHERE status IN ('done', 'failed') AND created_at < cutoff;
+    RETURN removed;
+END $$;

@@ -84,3 +84,18 @@ def test_qlt002_browser_latency_beacon_and_stage_latencies(clean_stores, viewer)
                             ({"latency": 1}, "latency")):
         bad = viewer.post("/api/v1/quality/browser-latency", json=body)
         assert bad.status_code == 400 and bad.get_json()["error"]["parameter"] == parameter
+
+
+def test_qlt003_retention_removes_old_dead_letters_and_backtests(clean_stores):
+    from pipeline.migrations import apply_retention
+
+    sql(clean_stores, """INSERT INTO dead_letters (failed_at, kind, reason) VALUES
+                         (now() - interval '40 days', 'bad_json', 'old'), (now(), 'bad_json', 'new')
+                         RETURNING id""")
+    sql(clean_stores, """INSERT INTO backtest_runs (requested_by, spec, status, created_at) VALUES
+                         ('a', '{}', 'done', now() - interval '40 days'), ('a', '{}', 'done', now()),
+                         ('a', '{}', 'running', now() - interval '40 days') RETURNING run_id""")
+    apply_retention(clean_stores.database_url, 30)
+    assert sql(clean_stores, "SELECT reason FROM dead_letters") == [("new",)]
+    assert sorted(sql(clean_stores, "SELECT status, created_at > now() - interval '1 day' FROM backtest_runs")) \
+        == [("done", True), ("running", False)], "a run still going is kept"
