@@ -182,3 +182,23 @@ def test_bkt106_roles_origin_and_the_queue_limit(history, accounts):
     assert r.status_code == 429 and r.get_json()["error"]["code"] == "too_many_backtests"
     forged = operator.post("/api/v1/backtests", json=spec, headers={"Origin": "http://evil.example"})
     assert forged.status_code == 403 and forged.get_json()["error"]["code"] == "cross_site_request"
+
+
+def test_bkt107_one_source_at_a_time(history):
+    """A replay of the same symbol in the same range is its own stream: --source picks one."""
+    replay = [(Trade(f"r{i}", "AAPL", 100.0 if i != 25 else 150.0, 10.0, "BUY", "TEST", T0 + i + 0.25,
+                     source="replay-2008"), False) for i in range(30)]
+    w = HistoryWriter(history.database_url)
+    try:
+        w.flush(trades=replay, candles=[], alerts=[])
+    finally:
+        w.close()
+    common = ("--symbols", "AAPL", "--start", str(START), "--end", str(END), "--json-progress")
+    live = json.loads(cli(history, *common, "--source", "live").stdout.splitlines()[-1])
+    assert live["trades"] == 50 and live["candidate"] == 3
+    replayed = cli(history, *common, "--source", "replay-2008", "--csv", "/dev/stdout").stdout
+    result = json.loads(replayed.splitlines()[-1])
+    assert (result["trades"], result["actual"], result["candidate"]) == (30, 0, 1)
+    assert alert_id_for("r25", "CIRCUIT_BREAKER") in replayed and ",replay-2008," in replayed
+    both = json.loads(cli(history, *common).stdout.splitlines()[-1])
+    assert both["trades"] == 80 and both["candidate"] == 4, "each source's trades against their own history"
