@@ -96,6 +96,9 @@ class RuleSet:
     def due(self, state: SymbolRules) -> float:
         """Event time from which ``advance`` raises something (inf: nothing is due)."""
         states = state.states
+        if len(self.timed) == 1:  # the common case (one LULD rule): no generator per trade
+            rule = self.timed[0]
+            return rule.due(states[rule.name])
         return min((r.due(states[r.name]) for r in self.timed), default=math.inf)
 
     def advance(self, symbol: str, source: str, now: float, state: SymbolRules) -> list[Alert]:

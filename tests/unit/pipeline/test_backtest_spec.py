@@ -103,3 +103,25 @@ def test_bts005_a_symbol_that_stops_trading_in_a_limit_state_is_paused_by_its_so
     other_source = [Trade(f"r{i}", "MSFT", 50.0, 1.0, "SELL", "T", T0 + 11 + i, source="replay") for i in range(30)]
     alone = list(run_rules(sorted(calm + [jump] + other_source, key=lambda t: t.ts), rules, grace=2.0))
     assert [a.alert_type for a in alone] == ["LIMIT_STATE"], "another source's trades do not move AAPL's clock"
+
+
+@pytest.mark.parametrize("rule_name", ["price_deviation", "volume_multiple", "return_zscore", "luld_bands",
+                                       "adaptive_whale"])
+def test_bts006_step_gives_what_evaluate_then_update_give(rule_name):
+    """Each rule's fused ``step`` (the backtest's fast path) raises the same alerts and leaves the same state."""
+    from pipeline.rulesets.book import RULES
+    from pipeline.simulator import MarketSimulator
+
+    rule = RULES[rule_name]()
+    sim = MarketSimulator(["AAPL", "BTC-USD"], seed=3, event_rate=0.01)
+    trades = [sim.next_trade(T0 + i * 0.5)[0] for i in range(6000)]
+    stepped, evaluated = {}, {}
+    got, want = [], []
+    for t in trades:
+        a = stepped.setdefault(t.symbol, rule.new_state())
+        got += rule.step(t, a)
+        b = evaluated.setdefault(t.symbol, rule.new_state())
+        want += rule.evaluate(t, b)
+        rule.update(t, b)
+    assert want and got == want
+    assert stepped == evaluated
