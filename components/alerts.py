@@ -68,8 +68,8 @@ def alert_table_rows(alerts: Iterable[dict]) -> list[dict]:
 def alert_table_columns() -> list[dict]:
     return [{"id": k, "name": n} for k, n in (
         ("time", "Time (UTC)"), ("severity", "Severity"), ("type", "Type"), ("symbol", "Symbol"),
-        ("source", "Source"), ("price", "Price"), ("deviation", "Deviation"), ("message", "Message"), ("status", "Status"),
-        ("ack", "Acknowledged"))]
+        ("source", "Source"), ("price", "Price"), ("deviation", "Deviation"), ("message", "Message"),
+        ("status", "Status"), ("ack", "Acknowledged"))]
 
 
 def alerts_csv(alerts: Iterable[dict]) -> str:

@@ -6,8 +6,8 @@ never dropped without trace); the breaker of its (source, symbol) advances by th
 time and is saved to Redis; the decision — and, for CRITICAL and HIGH alerts of a source in
 ``STOCKIT_WEBHOOK_SOURCES`` (default: the live one), one webhook delivery per configured URL — is
 stored in PostgreSQL; every alert is logged as one structured line.  So a replay of history never
-trips a live breaker, never suppresses a live alert, and sends no webhook unless configured to.  Webhooks go out from per-URL workers
-(``webhook_delivery``), never from this loop.
+trips a live breaker, never suppresses a live alert, and sends no webhook unless configured to.
+Webhooks go out from per-URL workers (``webhook_delivery``), never from this loop.
 
 Offsets are committed only after every alert of the batch is handled and stored, so a restart
 re-sees at most one batch, and handling is idempotent: a dedup window and a breaker recognise an

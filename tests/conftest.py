@@ -76,8 +76,8 @@ def clean_stores(servers):
     redis.Redis.from_url(servers.redis_url).flushdb()
     conn = psycopg2.connect(servers.database_url)
     with conn, conn.cursor() as cur:
-        cur.execute("TRUNCATE trades, candles, alerts, outbox, processor_checkpoints, processor_source_checkpoints, "
-                    "webhook_deliveries")
+        cur.execute("TRUNCATE trades, candles, alerts, outbox, processor_checkpoints, "
+                    "processor_source_checkpoints, webhook_deliveries")
     conn.close()
     return servers
 

@@ -8,7 +8,7 @@ LIVE, REPLAY = "live", "replay"
 
 
 def run(steps, source=LIVE, max_gap=3.0):
-    """Steps: ("read", source, records so far, next offset), ("answer", asked_at, end), ("at", next offset)."""
+    """Steps: ("read", source, records so far, next offset), ("answer", asked_at, end), ("at", offset)."""
     c = CatchUp(max_gap)
     for step in steps:
         kind, *args = step
