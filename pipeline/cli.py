@@ -37,7 +37,6 @@ def cmd_up(s: Settings, args) -> int:
 
     check_settings(s)  # a webhook setup the alert engine would refuse: refused before anything starts
     rulebook_from_settings(s)  # so is a rules configuration the processor would refuse
-    s.live_source
     workers = tuple(w for w in WORKERS if not (args.no_web and w == "web"))
     if args.rate is not None:
         s = s.replace(trade_rate=args.rate)

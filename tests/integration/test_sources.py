@@ -10,7 +10,6 @@ import uuid
 from datetime import datetime, timedelta, timezone
 
 import orjson
-import psycopg2
 import pytest
 import redis
 
@@ -22,7 +21,7 @@ from pipeline.replay import read_trades, open_csv, replay, source_for
 from pipeline.simulator import MarketSimulator
 from pipeline.speed_layer import SpeedLayerReader
 from tests.faults.readback import read_topic
-from tests.integration.helpers import sql, wait_until
+from tests.integration.helpers import empty_stores, sql, wait_until
 
 pytestmark = pytest.mark.integration
 # The simulator's symbols and NFLX: with Kafka's murmur2 partitioner they cover all 6 partitions, the
@@ -71,15 +70,6 @@ def fresh(settings, **changes):
         processor_group=f"processor-{tag}", alert_group=f"alerts-{tag}", **changes)
     ensure_topics(s)
     return s
-
-
-def empty_stores(settings) -> None:
-    redis.Redis.from_url(settings.redis_url).flushdb()
-    conn = psycopg2.connect(settings.database_url)
-    with conn, conn.cursor() as cur:
-        cur.execute("TRUNCATE trades, candles, alerts, outbox, processor_checkpoints, "
-                    "processor_source_checkpoints")
-    conn.close()
 
 
 def count(settings, where: str, args=()) -> int:
