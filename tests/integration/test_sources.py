@@ -190,3 +190,36 @@ def test_src001_history_replayed_into_a_running_system_equals_history_replayed_i
     assert "SPX" not in prices and prices["AAPL"]["ts"] > time.time() - 600
     assert {a["source"] for a in reader.recent_alerts()} <= {DEFAULT_SOURCE}
     assert sql(running, "SELECT count(*) FROM candles WHERE source = %s", (DEFAULT_SOURCE,))[0][0] >= 5
+
+
+def test_src002_a_replay_that_ended_closes_its_last_window_by_the_wall_clock_while_live_trades_flow(
+        fast, tmp_path, run_worker):
+    """The lull clock of a source: the partition never falls idle (live trades on it all along), yet once
+    the replay has ended and the processor has read everything, its last window closes by the wall clock
+    (window [21:00, 21:01) + 1 s of grace: about 61 s after the replay's last close)."""
+    settings = fast.replace(window_sizes="60")
+    path = tmp_path / "spx.csv"
+    closes = [f"2016-03-{d:02d}T21:00:00Z,SPX,{2000 + d}.5,1000000\n" for d in range(1, 11)]
+    path.write_text("timestamp,symbol,price,quantity\n" + "".join(closes))
+    worker = run_worker(Processor(settings).run, "processor")
+    stop, sent = threading.Event(), []
+    feed = live_feed(settings, stop, sent)
+    try:
+        wait_until(lambda: sent, 30, "live trades flowing")
+        assert replay(path, settings, None, out=lambda *_: None, source="spx").sent == 10
+        last = sql(settings, "SELECT extract(epoch FROM timestamptz '2016-03-10T21:00:00Z')::float8")[0][0]
+        wait_until(lambda: sql(settings, "SELECT count(*) FROM candles WHERE source = 'spx'")[0][0] == 9,
+                   60, "the windows closed by the replay's own event time")
+        wait_until(lambda: sql(settings, "SELECT count(*) FROM candles WHERE source = 'spx' "
+                                         "AND window_start = to_timestamp(%s)", (last,))[0][0] == 1, 240,
+                   "the last window closed by the lull clock")
+        live_since = len(sent)
+        wait_until(lambda: len(sent) > live_since + 100, 30, "live trades still flowing")
+    finally:
+        stop.set()
+        feed.join(60)
+    worker.stop()
+    where = partitions_of(settings)
+    spx_partition = {p for p, _ in where["SPX"]}
+    assert spx_partition <= {p for sym in LIVE_SYMBOLS for p, _ in where[sym]}  # live trades on it all along
+    assert count(settings, "late") == 0
