@@ -226,8 +226,8 @@ def breakers() -> Response:
     # A replay's breakers are shown as its alerts left them: the wall clock is not their time.
     rows = market.breaker_view(raw, symbols, time.time() if live else None,
                                BreakerPolicy(s.breaker_open_seconds, s.breaker_probation_seconds))
-    return json_response({"source": source, "count": len(rows), "open": sum(r["state"] == "OPEN" for r in rows),
-                          "breakers": rows})
+    return json_response({"source": source, "count": len(rows),
+                          "open": sum(r["state"] == "OPEN" for r in rows), "breakers": rows})
 
 
 @api.get("/health")

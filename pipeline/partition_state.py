@@ -168,6 +168,7 @@ class SourceState:
     def __init__(self, name: str, partition: "PartitionState"):
         self.name = name
         self.partition = partition  # where finalized candles and alerts collect
+        self.grace = partition.grace
         self.symbols: dict[str, SymbolState] = {}
         self.time = _NEG_INF       # newest event time of the source's trades
         self.idle_time = _NEG_INF  # event time pushed on by the wall clock in a lull
@@ -188,7 +189,7 @@ class SourceState:
             sym.last_time = ts
         if ts > self.time:
             self.time = ts
-            quiet = ts - self.partition.grace
+            quiet = ts - self.grace
             if quiet >= self._min_next_close:
                 self._finalize_quiet(quiet)
             if quiet >= self._min_due:
@@ -226,7 +227,7 @@ class SourceState:
     def tick(self, idle_seconds: float) -> None:
         """A lull of this source: nothing of it for ``idle_seconds`` of wall time while the processor was
         caught up. Let time move on so its candles close and what its timed rules have due is raised."""
-        if self.time == _NEG_INF or idle_seconds <= self.partition.grace:
+        if self.time == _NEG_INF or idle_seconds <= self.grace:
             return
         t = self.time + idle_seconds
         if t <= self.idle_time:
@@ -285,8 +286,8 @@ class SourceState:
         return SourceSnapshot(
             version=CHECKPOINT_VERSION, source=self.name, time=self.time, idle_time=self.idle_time,
             counters=self.counters,
-            symbols={name: SymbolSnapshot(windows=s.windows.to_state(), rules=s.rules, ticker=s.ticker.to_state(),
-                                          last_time=s.last_time)
+            symbols={name: SymbolSnapshot(windows=s.windows.to_state(), rules=s.rules,
+                                          ticker=s.ticker.to_state(), last_time=s.last_time)
                      for name, s in self.symbols.items()})
 
     @classmethod
@@ -296,9 +297,9 @@ class SourceState:
         src.counters.update(snap.counters)
         for name, sym in snap.symbols.items():
             ruleset = partition.rules.for_symbol(name)
-            src.symbols[name] = SymbolState(
-                SymbolWindows.from_state(name, partition.sizes, partition.grace, sym.windows, src.name), ruleset,
-                ruleset.resume(sym.rules), Ticker.from_state(sym.ticker), sym.last_time)
+            windows = SymbolWindows.from_state(name, partition.sizes, partition.grace, sym.windows, src.name)
+            src.symbols[name] = SymbolState(windows, ruleset, ruleset.resume(sym.rules),
+                                            Ticker.from_state(sym.ticker), sym.last_time)
         src._rescan()
         src.dirty = False
         return src

@@ -4,10 +4,10 @@ Wiring only.  Per batch: decode and validate each record (``Trade.decode``; inva
 dead-lettered with their reason), fold valid trades into their partition's state
 (``partition_state``: an event-time clock per source of trades, the rule sets of
 ``rulesets.config.rulebook_from_settings``), let the wall clock move on the sources that are truly
-idle (``idleness``), show the live source's trades in Redis (``live_view``; replays are not shown).  The partitions owned, their fenced
-checkpoints and offset commits are ``assignment`` + ``checkpoint``; delivery of candles, alerts
-and dead letters to Kafka is ``outbox``.  A crash at any point loses no trade, duplicates none,
-and recomputes the same candles.
+idle (``idleness``), show the live source's trades in Redis (``live_view``; replays are not shown).
+The partitions owned, their fenced checkpoints and offset commits are ``assignment`` +
+``checkpoint``; delivery of candles, alerts and dead letters to Kafka is ``outbox``.  A crash at
+any point loses no trade, duplicates none, and recomputes the same candles.
 """
 from __future__ import annotations
 

@@ -58,8 +58,8 @@ class Settings:
     trade_rate: float = _env("STOCKIT_TRADE_RATE", 50.0, "simulated trades per second (0 = as fast as possible)")
     event_rate: float = _env("STOCKIT_EVENT_RATE", 0.002, "probability per trade of an injected market event")
     seed: int = _env("STOCKIT_SEED", 0, "random seed of the simulator (0 = from the clock)")
-    source: str = _env("STOCKIT_SOURCE", "live", "the live source: the name the simulator stamps on its trades; "
-                       "the Redis speed layer, breaker metrics and the pages' defaults follow it")
+    source: str = _env("STOCKIT_SOURCE", "live", "the live source: the name the simulator stamps on its "
+                       "trades; the Redis speed layer, breaker metrics and the pages' defaults follow it")
 
     # --- processor ---------------------------------------------------------------------------
     grace_seconds: float = _env("STOCKIT_GRACE_SECONDS", 2.0, "lateness allowed before a window is finalized")

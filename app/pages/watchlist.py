@@ -93,7 +93,8 @@ def layout(**_query) -> html.Div:
                     dcc.RadioItems(id="wl-window", options=WINDOWS, value=60, inline=True, className="window-radio"),
                     # Shown once a replayed source has candles: the chart then shows its candles on request.
                     dcc.Dropdown(id=ids.WL_SOURCE, options=sources, value=sources[0], clearable=False,
-                                 className="source-select", style=None if len(sources) > 1 else {"display": "none"}),
+                                 className="source-select",
+                                 style=None if len(sources) > 1 else {"display": "none"}),
                 ], className="chart-head"),
                 html.Div(dcc.Graph(id=ids.WL_CHART, className="chart-graph", config=GRAPH_CONFIG,
                                    figure=candlestick_figure([], selected or "—")),

@@ -58,8 +58,8 @@ class HistoryReader(Pool):
         """Trades newest first (of every source unless ``source``)."""
         with self.cursor() as cur:
             cur.execute("""
-                SELECT trade_id, symbol, price, quantity, side, exchange, trader_id, sequence, ts AS timestamp, late,
-                       source
+                SELECT trade_id, symbol, price, quantity, side, exchange, trader_id, sequence,
+                       ts AS timestamp, late, source
                 FROM trades
                 WHERE (%s::text IS NULL OR symbol = %s)
                   AND (%s::text IS NULL OR source = %s)

@@ -207,12 +207,14 @@ class HistoryWriter:
                 RETURNING partition, epoch, next_offset, state""",
                                            [(group_id, topic, p, 1) for p in sorted(partitions)])
             rows = cur.fetchall()
-            cur.execute("SELECT partition, source, state FROM processor_source_checkpoints WHERE group_id = %s "
-                        "AND topic = %s AND partition = ANY(%s)", (group_id, topic, list(partitions)))
+            cur.execute("SELECT partition, source, state FROM processor_source_checkpoints "
+                        "WHERE group_id = %s AND topic = %s AND partition = ANY(%s)",
+                        (group_id, topic, list(partitions)))
             sources: dict[int, dict[str, bytes]] = {}
             for p, name, state in cur.fetchall():
                 sources.setdefault(p, {})[name] = bytes(state)
-            return {p: Claim(p, e, o, None if s is None else bytes(s), sources.get(p, {})) for p, e, o, s in rows}
+            return {p: Claim(p, e, o, None if s is None else bytes(s), sources.get(p, {}))
+                    for p, e, o, s in rows}
 
     @staticmethod
     def lock_epochs(cur, group_id: str, topic: str, partitions: Sequence[int]) -> dict[int, int]:
@@ -233,7 +235,8 @@ class HistoryWriter:
         return cur.rowcount == 1
 
     @staticmethod
-    def save_source_checkpoints(cur, group_id: str, topic: str, partition: int, states: dict[str, bytes]) -> None:
+    def save_source_checkpoints(cur, group_id: str, topic: str, partition: int,
+                                states: dict[str, bytes]) -> None:
         """Save the states of a partition's trade sources; only inside the transaction that saved the
         partition's checkpoint, whose row lock and epoch check fence these rows too."""
         psycopg2.extras.execute_values(cur, """

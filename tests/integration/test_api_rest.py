@@ -304,12 +304,14 @@ def test_api020_history_by_source(client, market, servers):
 
     replay = "aapl-2015"
     live = market.candles_of("AAPL", 60)
-    old = [msgspec.structs.replace(c, source=replay, window_start=c.window_start - 3000 * 86400.0,
-                                   window_end=c.window_end - 3000 * 86400.0, close=c.close * 2) for c in live[:3]]
+    back = 3000 * 86400.0
+    old = [msgspec.structs.replace(c, source=replay, window_start=c.window_start - back,
+                                   window_end=c.window_end - back, close=c.close * 2) for c in live[:3]]
     trades = [msgspec.structs.replace(t, trade_id=f"old-{i}", ts=t.ts - 3000 * 86400.0, source=replay)
               for i, t in enumerate(market.trades["AAPL"][:4])]
     alert = msgspec.structs.replace(market.alerts[0], alert_id="old-alert", source=replay, ts=trades[0].ts)
-    HistoryWriter(servers.database_url).flush(trades=[(t, False) for t in trades], candles=old, alerts=[alert])
+    HistoryWriter(servers.database_url).flush(trades=[(t, False) for t in trades], candles=old,
+                                              alerts=[alert])
 
     default = ok(client, "/api/v1/ohlcv/AAPL?limit=1000", "Ohlcv")
     assert default["source"] == "live" and default["count"] == len(live)
@@ -323,7 +325,8 @@ def test_api020_history_by_source(client, market, servers):
     every = ok(client, "/api/v1/trades/history?symbol=AAPL&limit=10000", "TradeHistory")["trades"]
     assert {t["source"] for t in every} == {"live", replay}
     only = ok(client, f"/api/v1/trades/history?source={replay}", "TradeHistory")
-    assert only["source"] == replay and sorted(t["trade_id"] for t in only["trades"]) == [t.trade_id for t in trades]
+    assert only["source"] == replay
+    assert sorted(t["trade_id"] for t in only["trades"]) == [t.trade_id for t in trades]
 
     assert ok(client, "/api/v1/alerts", "Alerts")["count"] == len(market.alerts) + 1
     replayed = ok(client, f"/api/v1/alerts?source={replay}", "Alerts")["alerts"]
@@ -333,6 +336,6 @@ def test_api020_history_by_source(client, market, servers):
     assert ok(client, "/api/v1/sources", "Sources") == {"live": "live", "sources": sorted(["live", replay])}
     assert ok(client, f"/api/v1/breakers?source={replay}", "Breakers") == \
         {"source": replay, "count": 0, "open": 0, "breakers": []}
-    for path in ("/api/v1/ohlcv/AAPL?source=a%20b", "/api/v1/trades/history?source=-x", "/api/v1/alerts?source=" +
-                 "x" * 41, "/api/v1/breakers?source=a/b"):
+    for path in ("/api/v1/ohlcv/AAPL?source=a%20b", "/api/v1/trades/history?source=-x",
+                 "/api/v1/alerts?source=" + "x" * 41, "/api/v1/breakers?source=a/b"):
         error(client, path, 400, "source")

@@ -1,5 +1,5 @@
-"""Sources of trades on real Kafka, Redis and PostgreSQL: years of history replayed into a running system, beside
-live trades on the same partitions, give exactly what replaying it into an empty system gives."""
+"""Sources of trades on real Kafka, Redis and PostgreSQL: years of history replayed into a running system,
+beside live trades on the same partitions, give exactly what replaying it into an empty system gives."""
 from __future__ import annotations
 
 import math
@@ -10,7 +10,6 @@ import uuid
 from datetime import datetime, timedelta, timezone
 
 import orjson
-import psycopg2
 import pytest
 import redis
 
@@ -22,13 +21,13 @@ from pipeline.replay import read_trades, open_csv, replay, source_for
 from pipeline.simulator import MarketSimulator
 from pipeline.speed_layer import SpeedLayerReader
 from tests.faults.readback import read_topic
-from tests.integration.helpers import sql, wait_until
+from tests.integration.helpers import empty_stores, sql, wait_until
 
 pytestmark = pytest.mark.integration
-# The simulator's symbols and NFLX: with Kafka's murmur2 partitioner they cover all 6 partitions, the index's too
-# (the test checks it on the topic).
-LIVE_SYMBOLS = ["AAPL", "MSFT", "GOOGL", "AMZN", "TSLA", "BTC-USD", "ETH-USD", "EUR-USD", "GBP-USD", "JPY-USD",
-                "NFLX"]
+# The simulator's symbols and NFLX: with Kafka's murmur2 partitioner they cover all 6 partitions, the
+# index's too (the test checks it on the topic).
+LIVE_SYMBOLS = ["AAPL", "MSFT", "GOOGL", "AMZN", "TSLA", "BTC-USD", "ETH-USD", "EUR-USD", "GBP-USD",
+                "JPY-USD", "NFLX"]
 # The index's own rule set: the seed's price rule, a return z-score and adaptive whales (the default
 # rule set stays the seed's for every other symbol).
 RULES = ('{"rulesets": {"index": {"price_deviation": {}, "return_zscore": {"lambda": 0.94, "warmup": 20, '
@@ -52,7 +51,8 @@ def index_history(path, years: int = 5) -> int:
                 if rng.random() < 0.004:
                     move = rng.choice((-1, 1)) * rng.uniform(0.06, 0.13)  # a crash or a squeeze
                 prices[symbol] *= math.exp(move)
-                quantity = size * math.exp(rng.gauss(0.0, 0.25)) * (rng.uniform(4, 8) if rng.random() < 0.01 else 1)
+                burst = rng.uniform(4, 8) if rng.random() < 0.01 else 1.0
+                quantity = size * math.exp(rng.gauss(0.0, 0.25)) * burst
                 rows.append(f"{day.isoformat().replace('+00:00', 'Z')},{symbol},{prices[symbol]:.2f},"
                             f"{quantity:.0f}\n")
         day += timedelta(days=1)
@@ -72,14 +72,6 @@ def fresh(settings, **changes):
     return s
 
 
-def empty_stores(settings) -> None:
-    redis.Redis.from_url(settings.redis_url).flushdb()
-    conn = psycopg2.connect(settings.database_url)
-    with conn, conn.cursor() as cur:
-        cur.execute("TRUNCATE trades, candles, alerts, outbox, processor_checkpoints, processor_source_checkpoints")
-    conn.close()
-
-
 def count(settings, where: str, args=()) -> int:
     return sql(settings, f"SELECT count(*) FROM trades WHERE {where}", args)[0][0]
 
@@ -93,17 +85,19 @@ def outcome(settings, source: str, horizon: float) -> dict:
     """What the system made of ``source``: stored candles and alerts, and the messages on the candle and alert
     topics. Candles ending after ``horizon`` (the last trade's) close by the wall clock at a time that depends
     on the run: left out."""
-    candles = sql(settings, """SELECT symbol, window_seconds, extract(epoch FROM window_start)::float8, open, high,
-                                      low, close, volume, vwap, trade_count, buy_volume, sell_volume
+    candles = sql(settings, """SELECT symbol, window_seconds, extract(epoch FROM window_start)::float8, open,
+                                      high, low, close, volume, vwap, trade_count, buy_volume, sell_volume
                                  FROM candles WHERE source = %s AND window_end <= to_timestamp(%s)""",
                   (source, horizon))
-    alerts = sql(settings, """SELECT alert_id, alert_type, severity, symbol, price, reference, deviation, trade_id,
-                                     extract(epoch FROM ts)::float8, message, side, quantity
+    alerts = sql(settings, """SELECT alert_id, alert_type, severity, symbol, price, reference, deviation,
+                                     trade_id, extract(epoch FROM ts)::float8, message, side, quantity
                                 FROM alerts WHERE source = %s""", (source,))
-    published = [Candle.from_wire(orjson.loads(v)) for _, _, _, v in read_topic(settings, settings.topic_aggregates)]
+    published = [Candle.from_wire(orjson.loads(v))
+                 for _, _, _, v in read_topic(settings, settings.topic_aggregates)]
     raised = [Alert.decode(v) for _, _, _, v in read_topic(settings, settings.topic_alerts)]
     return {"candles": sorted(candles), "alerts": sorted(alerts),
-            "published": sorted(c.encode() for c in published if c.source == source and c.window_end <= horizon),
+            "published": sorted(c.encode() for c in published
+                                if c.source == source and c.window_end <= horizon),
             "raised": sorted(a.encode() for a in raised if a.source == source)}
 
 
@@ -158,7 +152,8 @@ def test_src001_history_replayed_into_a_running_system_equals_history_replayed_i
     assert len(expected["candles"]) > 3 * rows - 10 and len(expected["published"]) == len(expected["candles"])
     kinds = {orjson.loads(a)["alert_type"] for a in expected["raised"]}
     assert {"PRICE_SPIKE", "CIRCUIT_BREAKER", "RETURN_OUTLIER", "VOLUME_SPIKE"} <= kinds, kinds
-    assert sorted(a[0] for a in expected["alerts"]) == sorted(orjson.loads(a)["alert_id"] for a in expected["raised"])
+    assert sorted(a[0] for a in expected["alerts"]) == \
+        sorted(orjson.loads(a)["alert_id"] for a in expected["raised"])
 
     # 2. A running system: live trades on every partition, the same replay in the middle of them.
     empty_stores(base)
@@ -167,8 +162,8 @@ def test_src001_history_replayed_into_a_running_system_equals_history_replayed_i
     stop, sent = threading.Event(), []
     feed = live_feed(running, stop, sent)
     try:
-        wait_until(lambda: sql(running, "SELECT count(*) FROM candles WHERE window_seconds = 60")[0][0] >= 5, 120,
-                   "live candles before the replay")
+        wait_until(lambda: sql(running, "SELECT count(*) FROM candles WHERE window_seconds = 60")[0][0] >= 5,
+                   120, "live candles before the replay")
         assert replay(path, running, None, out=lambda *_: None, source=source).sent == rows
         wait_until(lambda: count(running, "source = %s", (source,)) == rows, 120, "the replay stored")
         time.sleep(1.0)  # live trades keep flowing after it, on the same partitions
@@ -182,7 +177,8 @@ def test_src001_history_replayed_into_a_running_system_equals_history_replayed_i
     where = partitions_of(running)
     live_partitions = {p for sym in LIVE_SYMBOLS for p, src in where[sym] if src == DEFAULT_SOURCE}
     assert {p for p, _ in where["SPX"]} <= live_partitions
-    assert {src for _, src in where["AAPL"]} == {DEFAULT_SOURCE, source} and len({p for p, _ in where["AAPL"]}) == 1
+    assert {src for _, src in where["AAPL"]} == {DEFAULT_SOURCE, source}
+    assert len({p for p, _ in where["AAPL"]}) == 1
     assert count(running, "late") == 0
     assert count(running, "source = %s", (DEFAULT_SOURCE,)) == len(sent)
     got = outcome(running, source, horizon)
@@ -194,3 +190,36 @@ def test_src001_history_replayed_into_a_running_system_equals_history_replayed_i
     assert "SPX" not in prices and prices["AAPL"]["ts"] > time.time() - 600
     assert {a["source"] for a in reader.recent_alerts()} <= {DEFAULT_SOURCE}
     assert sql(running, "SELECT count(*) FROM candles WHERE source = %s", (DEFAULT_SOURCE,))[0][0] >= 5
+
+
+def test_src002_a_replay_that_ended_closes_its_last_window_by_the_wall_clock_while_live_trades_flow(
+        fast, tmp_path, run_worker):
+    """The lull clock of a source: the partition never falls idle (live trades on it all along), yet once
+    the replay has ended and the processor has read everything, its last window closes by the wall clock
+    (window [21:00, 21:01) + 1 s of grace: about 61 s after the replay's last close)."""
+    settings = fast.replace(window_sizes="60")
+    path = tmp_path / "spx.csv"
+    closes = [f"2016-03-{d:02d}T21:00:00Z,SPX,{2000 + d}.5,1000000\n" for d in range(1, 11)]
+    path.write_text("timestamp,symbol,price,quantity\n" + "".join(closes))
+    worker = run_worker(Processor(settings).run, "processor")
+    stop, sent = threading.Event(), []
+    feed = live_feed(settings, stop, sent)
+    try:
+        wait_until(lambda: sent, 30, "live trades flowing")
+        assert replay(path, settings, None, out=lambda *_: None, source="spx").sent == 10
+        last = sql(settings, "SELECT extract(epoch FROM timestamptz '2016-03-10T21:00:00Z')::float8")[0][0]
+        wait_until(lambda: sql(settings, "SELECT count(*) FROM candles WHERE source = 'spx'")[0][0] == 9,
+                   60, "the windows closed by the replay's own event time")
+        wait_until(lambda: sql(settings, "SELECT count(*) FROM candles WHERE source = 'spx' "
+                                         "AND window_start = to_timestamp(%s)", (last,))[0][0] == 1, 240,
+                   "the last window closed by the lull clock")
+        live_since = len(sent)
+        wait_until(lambda: len(sent) > live_since + 100, 30, "live trades still flowing")
+    finally:
+        stop.set()
+        feed.join(60)
+    worker.stop()
+    where = partitions_of(settings)
+    spx_partition = {p for p, _ in where["SPX"]}
+    assert spx_partition <= {p for sym in LIVE_SYMBOLS for p, _ in where[sym]}  # live trades on it all along
+    assert count(settings, "late") == 0
