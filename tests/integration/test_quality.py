@@ -97,5 +97,5 @@ def test_qlt003_retention_removes_old_dead_letters_and_backtests(clean_stores):
                          ('a', '{}', 'running', now() - interval '40 days') RETURNING run_id""")
     apply_retention(clean_stores.database_url, 30)
     assert sql(clean_stores, "SELECT reason FROM dead_letters") == [("new",)]
-    assert sorted(sql(clean_stores, "SELECT status, created_at > now() - interval '1 day' FROM backtest_runs")) \
-        == [("done", True), ("running", False)], "a run still going is kept"
+    kept = sql(clean_stores, "SELECT status, created_at > now() - interval '1 day' FROM backtest_runs")
+    assert sorted(kept) == [("done", True), ("running", False)], "a run still going is kept"

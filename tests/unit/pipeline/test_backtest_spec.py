@@ -100,15 +100,16 @@ def test_bts005_a_symbol_that_stops_trading_in_a_limit_state_is_paused_by_its_so
     again = Trade("x-late", "AAPL", 121.0, 1.0, "BUY", "T", T0 + 30)
     traded = list(run_rules(calm + [jump, again], rules, grace=2.0))
     assert [a.alert_id for a in traded] == [a.alert_id for a in alerts]
-    other_source = [Trade(f"r{i}", "MSFT", 50.0, 1.0, "SELL", "T", T0 + 11 + i, source="replay") for i in range(30)]
+    other_source = [Trade(f"r{i}", "MSFT", 50.0, 1.0, "SELL", "T", T0 + 11 + i, source="replay")
+                    for i in range(30)]
     alone = list(run_rules(sorted(calm + [jump] + other_source, key=lambda t: t.ts), rules, grace=2.0))
-    assert [a.alert_type for a in alone] == ["LIMIT_STATE"], "another source's trades do not move AAPL's clock"
+    assert [a.alert_type for a in alone] == ["LIMIT_STATE"], "another source's trades leave AAPL's clock"
 
 
 @pytest.mark.parametrize("rule_name", ["price_deviation", "volume_multiple", "return_zscore", "luld_bands",
                                        "adaptive_whale"])
 def test_bts006_step_gives_what_evaluate_then_update_give(rule_name):
-    """Each rule's fused ``step`` (the backtest's fast path) raises the same alerts and leaves the same state."""
+    """Each rule's fused ``step`` (the backtest's fast path) raises the same alerts, leaves the same state."""
     from pipeline.rulesets.book import RULES
     from pipeline.simulator import MarketSimulator
 
