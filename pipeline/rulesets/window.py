@@ -46,24 +46,25 @@ class RollingWindow(RuleState, tag="window"):
         return max(self.total_sq / n - mean * mean, 0.0)
 
     def add(self, value: float) -> None:
-        values = self.values
+        # The same arithmetic in the same order as attribute updates would do, on locals (the hot path).
+        values, size = self.values, self.size
+        total, total_sq = self.total, self.total_sq
         cancelled = False
-        if len(values) >= self.size:
+        if len(values) >= size:
             old = values[0]
             del values[0]
-            self.total -= old
-            self.total_sq -= old * old
-            cancelled = abs(old) > abs(self.total) * CANCELLATION
+            total -= old
+            total_sq -= old * old
+            cancelled = abs(old) > abs(total) * CANCELLATION
         values.append(value)
-        self.total += value
-        self.total_sq += value * value
-        self.since_exact += 1
-        periodic = self.since_exact >= self.size
-        if periodic or cancelled or (value > 0 and self.total < value):
-            self.total = math.fsum(values)
-            self.total_sq = math.fsum(v * v for v in values)
-        if periodic:
-            self.since_exact = 0
+        total += value
+        total_sq += value * value
+        since_exact = self.since_exact + 1
+        periodic = since_exact >= size
+        if periodic or cancelled or (value > 0 and total < value):
+            total = math.fsum(values)
+            total_sq = math.fsum([v * v for v in values])
+        self.total, self.total_sq, self.since_exact = total, total_sq, 0 if periodic else since_exact
 
 
 class WindowRule(Rule):
@@ -89,3 +90,8 @@ class WindowRule(Rule):
 
     def update(self, trade: Trade, state: RollingWindow) -> None:
         state.add(self.value_of(trade))
+
+    def step(self, trade: Trade, state: RollingWindow) -> list[Alert]:
+        alert = self.check(trade, state) if len(state.values) >= self.params.min_history else None
+        state.add(self.value_of(trade))
+        return [alert] if alert else []

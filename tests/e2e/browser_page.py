@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 DOCS = Path(__file__).resolve().parent.parent.parent / "docs"
+BUILD = Path(__file__).resolve().parent.parent.parent / "build" / "screenshots"  # not committed
 
 
 # Runs before any script of every page (CDP injects it, so the page's CSP does not apply to it): keeps every
@@ -79,13 +80,13 @@ class Page:
         """Content-Security-Policy violations reported in the current document."""
         return self.js("return window.__cspViolations || null")
 
-    def screenshot(self, name: str) -> Path:
-        """Full-height screenshot at 1280 px wide into docs/ (shown in the README)."""
+    def screenshot(self, name: str, folder: Path = DOCS) -> Path:
+        """Full-height screenshot at 1280 px wide into ``folder`` (docs/: shown in the README)."""
         height = max(800, self.js("return document.documentElement.scrollHeight"))
         self.viewport(1280, height)
         time.sleep(0.8)
-        DOCS.mkdir(exist_ok=True)
-        path = DOCS / f"screenshot-{name}.png"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"screenshot-{name}.png"
         self.driver.save_screenshot(str(path))
         self.viewport(1280, 800)
         return path
