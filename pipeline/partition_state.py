@@ -168,7 +168,6 @@ class SourceState:
     def __init__(self, name: str, partition: "PartitionState"):
         self.name = name
         self.partition = partition  # where finalized candles and alerts collect
-        self.grace = partition.grace
         self.symbols: dict[str, SymbolState] = {}
         self.time = _NEG_INF       # newest event time of the source's trades
         self.idle_time = _NEG_INF  # event time pushed on by the wall clock in a lull
@@ -189,7 +188,7 @@ class SourceState:
             sym.last_time = ts
         if ts > self.time:
             self.time = ts
-            quiet = ts - self.grace
+            quiet = ts - self.partition.grace
             if quiet >= self._min_next_close:
                 self._finalize_quiet(quiet)
             if quiet >= self._min_due:
@@ -227,7 +226,7 @@ class SourceState:
     def tick(self, idle_seconds: float) -> None:
         """A lull of this source: nothing of it for ``idle_seconds`` of wall time while the processor was
         caught up. Let time move on so its candles close and what its timed rules have due is raised."""
-        if self.time == _NEG_INF or idle_seconds <= self.grace:
+        if self.time == _NEG_INF or idle_seconds <= self.partition.grace:
             return
         t = self.time + idle_seconds
         if t <= self.idle_time:

@@ -46,25 +46,24 @@ class RollingWindow(RuleState, tag="window"):
         return max(self.total_sq / n - mean * mean, 0.0)
 
     def add(self, value: float) -> None:
-        # The same arithmetic in the same order as attribute updates would do, on locals (the hot path).
-        values, size = self.values, self.size
-        total, total_sq = self.total, self.total_sq
+        values = self.values
         cancelled = False
-        if len(values) >= size:
+        if len(values) >= self.size:
             old = values[0]
             del values[0]
-            total -= old
-            total_sq -= old * old
-            cancelled = abs(old) > abs(total) * CANCELLATION
+            self.total -= old
+            self.total_sq -= old * old
+            cancelled = abs(old) > abs(self.total) * CANCELLATION
         values.append(value)
-        total += value
-        total_sq += value * value
-        since_exact = self.since_exact + 1
-        periodic = since_exact >= size
-        if periodic or cancelled or (value > 0 and total < value):
-            total = math.fsum(values)
-            total_sq = math.fsum([v * v for v in values])
-        self.total, self.total_sq, self.since_exact = total, total_sq, 0 if periodic else since_exact
+        self.total += value
+        self.total_sq += value * value
+        self.since_exact += 1
+        periodic = self.since_exact >= self.size
+        if periodic or cancelled or (value > 0 and self.total < value):
+            self.total = math.fsum(values)
+            self.total_sq = math.fsum(v * v for v in values)
+        if periodic:
+            self.since_exact = 0
 
 
 class WindowRule(Rule):
