@@ -13,12 +13,10 @@ from pipeline.alert_types import (ALERT_KINDS, ALERT_SEVERITIES, ALERT_TYPES, MU
                                   SIGMAS, TYPE_LABEL)
 from pipeline.breaker import CLOSED, HALF_OPEN, OPEN
 
-CSV_FIELDS = ("alert_id", "timestamp", "severity", "alert_type", "symbol", "price", "reference", "deviation",
-              "side", "quantity", "message", "status", "delivery_status", "acknowledged", "acknowledged_at",
-              "acknowledged_by")
+CSV_FIELDS = ("alert_id", "timestamp", "severity", "alert_type", "symbol", "source", "price", "reference",
+              "deviation", "side", "quantity", "message", "status", "delivery_status", "acknowledged",
+              "acknowledged_at", "acknowledged_by", "snooze_id", "notes")
 BREAKER_LABEL = {CLOSED: "Closed", HALF_OPEN: "Half-open", OPEN: "Open"}
-
-
 SEVERITY_OPTIONS = [{"label": SEVERITY_LABEL[s], "value": s} for s in ALERT_SEVERITIES]
 TYPE_OPTIONS = [{"label": TYPE_LABEL[t], "value": t} for t in ALERT_TYPES]
 
@@ -65,8 +63,9 @@ def alert_table_rows(alerts: Iterable[dict]) -> list[dict]:
             "id": a["alert_id"], "alert_id": a["alert_id"], "time": fmt_time(a["timestamp"], with_date=True),
             "severity": SEVERITY_LABEL.get(a["severity"], a["severity"]),
             "type": TYPE_LABEL.get(a["alert_type"], a["alert_type"]),
-            "symbol": a["symbol"], "price": fmt_price(a["price"]), "deviation": deviation_text(a),
-            "message": a.get("message", ""), "status": a.get("status") or "",
+            "symbol": a["symbol"], "source": a.get("source", ""), "price": fmt_price(a["price"]),
+            "deviation": deviation_text(a), "message": a.get("message", ""), "status": a.get("status") or "",
+            "notes": a.get("notes") or "",
             "ack": "✓ " + (a.get("acknowledged_by") or "") if a.get("acknowledged") else "",
         })
     return rows
@@ -81,8 +80,8 @@ def severity_cell_styles(column: str = "severity") -> list[dict]:
 def alert_table_columns() -> list[dict]:
     return [{"id": k, "name": n} for k, n in (
         ("time", "Time (UTC)"), ("severity", "Severity"), ("type", "Type"), ("symbol", "Symbol"),
-        ("price", "Price"), ("deviation", "Deviation"), ("message", "Message"), ("status", "Status"),
-        ("ack", "Acknowledged"))]
+        ("source", "Source"), ("price", "Price"), ("deviation", "Deviation"), ("message", "Message"),
+        ("status", "Status"), ("notes", "Notes"), ("ack", "Acknowledged"))]
 
 
 def alerts_csv(alerts: Iterable[dict]) -> str:

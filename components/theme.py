@@ -43,3 +43,15 @@ def axis(**overrides) -> dict:
     a = {"gridcolor": GRID, "zerolinecolor": GRID, "linecolor": GRID, "tickfont": {"color": MUTED}}
     a.update(overrides)
     return a
+
+
+def data_table_style() -> dict:
+    """Keyword arguments that give a ``dash_table.DataTable`` the dark theme."""
+    return dict(
+        style_as_list_view=True, style_table={"overflowX": "auto"},
+        style_header={"backgroundColor": PANEL, "color": MUTED, "fontWeight": 600,
+                      "borderBottom": f"1px solid {GRID}", "fontSize": "0.72rem",
+                      "textTransform": "uppercase"},
+        style_cell={"backgroundColor": PANEL, "color": TEXT, "border": f"1px solid {GRID}",
+                    "fontSize": "0.8rem", "padding": "4px 8px", "textAlign": "left", "maxWidth": "420px",
+                    "overflow": "hidden", "textOverflow": "ellipsis"})

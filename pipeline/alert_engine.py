@@ -1,11 +1,15 @@
 """The alert engine worker: deduplicate, run each symbol's circuit breaker, route alerts.
 
-Consumes ``trade-alerts``.  For each alert: the Redis dedup window decides new or suppressed
+Consumes ``trade-alerts``.  For each alert: an active snooze that matches it (``pipeline.snooze``,
+read from PostgreSQL every few seconds) marks it ``snoozed`` — kept, counted, routed nowhere;
+otherwise the Redis dedup window of its (source, type, symbol) decides new or suppressed
 (suppressed alerts are counted and marked ``suppressed`` in PostgreSQL, never dropped without
-trace); the symbol's breaker advances by the alert's event time and is saved to Redis; the
-decision — and, for CRITICAL and HIGH alerts, one webhook delivery per configured URL — is stored
-in PostgreSQL; every alert is logged as one structured line.  Webhooks go out from per-URL workers
-(``webhook_delivery``), never from this loop.
+trace); the breaker of its (source, symbol) advances by the alert's event time and is saved to
+Redis; the decision — and, for CRITICAL and HIGH alerts of a source in ``STOCKIT_WEBHOOK_SOURCES``
+(default: the live one), one webhook delivery per configured URL — is stored in PostgreSQL; every
+alert is logged as one structured line.  So a replay of history never trips a live breaker, never
+suppresses a live alert, and sends no webhook unless configured to.  Webhooks go out from per-URL
+workers (``webhook_delivery``), never from this loop.
 
 Offsets are committed only after every alert of the batch is handled and stored, so a restart
 re-sees at most one batch, and handling is idempotent: a dedup window and a breaker recognise an
@@ -32,10 +36,12 @@ from pipeline.breaker_board import BreakerBoard
 from pipeline.dedup import DEFAULT_TTLS, DedupPolicy
 from pipeline.events import Alert, InvalidRecord
 from pipeline.history.alert_status import AlertStatusStore
+from pipeline.history.lifecycle import AlertLifecycle
 from pipeline.metrics import AlertEngineMetrics
 from pipeline.outage import (POSTGRES, REDIS, SERVERS, Availability, Stopped, call_until_available,
                              unavailable_server)
 from pipeline.settings import Settings, SettingsError
+from pipeline.snooze import SnoozeBook
 from pipeline.webhook_delivery import Deliveries
 from pipeline.webhooks import check_url, redact_url, secret_key
 
@@ -58,6 +64,8 @@ def check_settings(s: Settings) -> None:
         raise SettingsError("STOCKIT_WEBHOOK_URLS is set but STOCKIT_WEBHOOK_SECRET is empty: webhooks are "
                             "never sent unsigned. Set a secret (`stockit webhook-secret` prints a new "
                             "one) or unset the URLs")
+    logger.debug("live source %s; webhooks for the alerts of %s", s.live_source,  # SettingsError if invalid
+                 ", ".join(s.webhook_source_list) or "no source")
     if s.webhook_secret:
         try:
             secret_key(s.webhook_secret)
@@ -141,6 +149,9 @@ class AlertEngine:
         self.clock = clock  # the wall clock: what the breakers *show*, heartbeats; never a breaker's state
         self.dedup = DedupPolicy({**DEFAULT_TTLS, **settings.dedup_ttl_map})
         self.policy = BreakerPolicy(settings.breaker_open_seconds, settings.breaker_probation_seconds)
+        self.live_source = settings.live_source
+        sources = settings.webhook_source_list
+        self.webhook_sources = None if sources == ("*",) else frozenset(sources)  # None: every source
         self.availability = Availability(self._availability_changed)
         self.stop_event = threading.Event()
         self.topics: Optional[AlertTopics] = None
@@ -148,6 +159,7 @@ class AlertEngine:
         self.history: Optional[AlertStatusStore] = None
         self.board: Optional[BreakerBoard] = None
         self.deliveries: Optional[Deliveries] = None
+        self.snoozes = SnoozeBook(settings.snooze_refresh_seconds)
         self.handled = 0
         self._last_tick = 0.0
         for server in SERVERS:
@@ -169,7 +181,7 @@ class AlertEngine:
         self._claim = self.redis.register_script(_CLAIM)
         workers = len(s.webhook_url_list) * max(1, s.webhook_workers)
         self.history = self._wait(lambda: AlertStatusStore(s.database_url, maxconn=2 + workers), (POSTGRES,))
-        self.board = BreakerBoard(self.redis, self.policy, self.metrics)
+        self.board = BreakerBoard(self.redis, self.policy, self.metrics, self.live_source)
         self._wait(self.board.load, (REDIS,))
         self.topics = AlertTopics(s, self.metrics)
         self.deliveries = Deliveries(s, self.history, self.metrics, self.availability, self.topics.deadletter)
@@ -213,6 +225,7 @@ class AlertEngine:
                 logger.error("skipped a record that is not an alert at %s[%d]@%d: %s", msg.topic(),
                              msg.partition(), msg.offset(), exc.reason[:300])
                 continue
+            self._wait(self._refresh_snoozes, (POSTGRES,))
             self._wait(lambda: self.handle(alert))
         if msgs:
             self.topics.commit()
@@ -223,9 +236,10 @@ class AlertEngine:
         return len(msgs)
 
     def _tick(self, now: float) -> None:
-        """Once a second: breaker views, lag, webhook backlog and heartbeat — best effort."""
+        """Once a second: breaker views, lag, snoozes, webhook backlog and heartbeat — best effort."""
         self.board.observe(now)
         self.topics.observe_lag()
+        self._best_effort(POSTGRES, self._refresh_snoozes)
         self._best_effort(POSTGRES, self._observe_backlog)
         self._best_effort(REDIS, lambda: speed_layer.heartbeat(
             self.redis, "alert-engine", handled=self.handled, unavailable=self.availability.describe()))
@@ -246,14 +260,28 @@ class AlertEngine:
         else:
             self.availability.answered((server,))
 
+    def _refresh_snoozes(self) -> None:
+        """Re-read the active snoozes when the cache is due (``STOCKIT_SNOOZE_REFRESH_SECONDS``)."""
+        mono = time.monotonic()
+        if self.snoozes.due(mono):
+            self.snoozes.replace(AlertLifecycle(self.history).active_snoozes(), mono)
+            self.metrics.snoozes_active.set(sum(1 for s in self.snoozes.snoozes if s.active(self.clock())))
+
     def handle(self, alert: Alert) -> str:
-        """Dedup, breaker, store the decision (and the deliveries), log. Idempotent; returns the outcome."""
-        m = self.metrics
-        holder = self._claim(keys=[speed_layer.dedup_key(alert.alert_type, alert.symbol)],
+        """Snooze or dedup, breaker, store the decision (and the deliveries), log. Idempotent; returns the
+        outcome."""
+        snooze = self.snoozes.matching(alert.alert_type, alert.symbol, alert.source, self.clock())
+        if snooze is not None:  # kept and marked, sent nowhere, opens no dedup window; the breaker counts it
+            breaker = self.board.apply(alert)
+            status = self.history.record(alert.alert_id, "snoozed", snooze_id=snooze.snooze_id)
+            return self._handled(alert, status, breaker, False)
+        holder = self._claim(keys=[speed_layer.dedup_key(alert.alert_type, alert.symbol, alert.source)],
                              args=[alert.alert_id, int(self.dedup.ttl(alert.alert_type) * 1000)])
         duplicate = self.dedup.is_duplicate(holder.decode() if holder else None, alert.alert_id)
         breaker = self.board.apply(alert)
-        endpoints = self.deliveries.endpoints if alert.severity in ROUTED_SEVERITIES else []
+        routed = alert.severity in ROUTED_SEVERITIES and (self.webhook_sources is None
+                                                          or alert.source in self.webhook_sources)
+        endpoints = self.deliveries.endpoints if routed else []
         if duplicate:
             status = self.history.record(alert.alert_id, "suppressed")
         elif not endpoints:
@@ -263,16 +291,24 @@ class AlertEngine:
             queued = [(e.key, e.origin) for e in endpoints]
             status = self.history.record(alert.alert_id, "routed", None, queued, body)
             self.deliveries.notify(e.key for e in endpoints)
-        outcome = "suppressed" if status == "suppressed" else "routed" if endpoints else "logged"
+        return self._handled(alert, status, breaker, bool(endpoints))
+
+    def _handled(self, alert: Alert, status: str, breaker, routed: bool) -> str:
+        """Count, observe and log a decision that stands (``status``); returns the outcome."""
+        m = self.metrics
+        outcome = status if status in ("suppressed", "snoozed") else "routed" if routed else "logged"
         if outcome == "suppressed":
             m.deduped.labels(alert.alert_type).inc()
+        elif outcome == "snoozed":
+            m.snoozed.labels(alert.alert_type).inc()
         elif outcome == "logged":
             m.webhooks.labels("skipped").inc()
         m.alerts.labels(alert.alert_type, alert.severity, outcome).inc()
-        self.board.observe(self.clock(), (alert.symbol,))
+        if alert.source == self.live_source:
+            self.board.observe(self.clock(), (alert.symbol,))
         self.handled += 1
         alert_log.info(orjson.dumps({**alert.to_wire(), "suppressed": status == "suppressed",
-                                     "breaker": breaker.state}).decode())
+                                     "snoozed": status == "snoozed", "breaker": breaker.state}).decode())
         return outcome
 
 

@@ -46,6 +46,12 @@ class ProcessorMetrics:
         self.candles = Counter("processor_candles_total", "Candles finalized", ["window_seconds"], registry=r)
         self.late = Counter("processor_late_trades_total", "Trades later than their finalized window",
                             registry=r)
+        self.late_by_source = Counter("processor_late_trades_by_source_total",
+                                      "Trades later than their finalized window, per source and symbol",
+                                      ["source", "symbol"], registry=r)
+        self.ingest_latency = Histogram("processor_ingest_latency_seconds",
+                                        "Trade event time to the processor folding it in (live trades)",
+                                        buckets=LATENCY_BUCKETS, registry=r)
         self.deadletter = Counter("processor_deadletter_total", "Invalid records sent to the dead-letter topic",
                                   ["reason"], registry=r)
         self.batch_size = Histogram("processor_batch_size", "Records per consumed batch",
@@ -107,6 +113,9 @@ class AlertEngineMetrics:
                                      registry=r)
         self.webhook_backlog = Gauge("alertengine_webhook_backlog", "Webhook deliveries pending or in flight",
                                      ["endpoint"], registry=r)
+        self.snoozed = Counter("alertengine_snoozed_total", "Alerts kept but not routed: an active snooze "
+                               "matched them", ["alert_type"], registry=r)
+        self.snoozes_active = Gauge("alertengine_snoozes_active", "Snoozes in force", registry=r)
         self.commit_errors.inc(0)
         for server in ("redis", "postgres"):
             self.dependency_retries.labels(server).inc(0)
@@ -114,6 +123,7 @@ class AlertEngineMetrics:
             self.malformed.labels(kind).inc(0)
         for alert_type in ALERT_TYPES:
             self.deduped.labels(alert_type).inc(0)
+            self.snoozed.labels(alert_type).inc(0)
         for outcome in WEBHOOK_OUTCOMES:
             self.webhooks.labels(outcome).inc(0)
         for state in STATES:

@@ -2,11 +2,12 @@
 
 Wiring only.  Per batch: decode and validate each record (``Trade.decode``; invalid ones are
 dead-lettered with their reason), fold valid trades into their partition's state
-(``partition_state``), let the wall clock close windows of partitions that are truly caught up
-(``idleness``), show the batch in Redis (``live_view``).  The partitions owned, their fenced
-checkpoints and offset commits are ``assignment`` + ``checkpoint``; delivery of candles, alerts
-and dead letters to Kafka is ``outbox``.  A crash at any point loses no trade, duplicates none,
-and recomputes the same candles.
+(``partition_state``: an event-time clock per source of trades, the rule sets of
+``rulesets.config.rulebook_from_settings``), let the wall clock move on the sources that are truly
+idle (``idleness``), show the live source's trades in Redis (``live_view``; replays are not shown).
+The partitions owned, their fenced checkpoints and offset commits are ``assignment`` +
+``checkpoint``; delivery of candles, alerts and dead letters to Kafka is ``outbox``.  A crash at
+any point loses no trade, duplicates none, and recomputes the same candles.
 """
 from __future__ import annotations
 
@@ -21,41 +22,45 @@ from pipeline import kafka_io, speed_layer
 from pipeline.assignment import Assignment
 from pipeline.checkpoint import PartitionSlot
 from pipeline.events import Alert, Candle, InvalidRecord, Trade, iso
+from pipeline.latency import LatencyWindow
 from pipeline.live_view import LiveView
 from pipeline.metrics import ProcessorMetrics
 from pipeline.outage import Availability
 from pipeline.outbox import OutboxDrain, publish_unowned
-from pipeline.rules import RuleBook, RuleConfig
+from pipeline.rulesets.book import RuleBook
+from pipeline.rulesets.config import rulebook_from_settings
 from pipeline.settings import Settings
 from pipeline.speed_layer import TRADES_KEPT
 
 logger = logging.getLogger(__name__)
 
 
-def deadletter_record(msg: kafka_io.Message, reason: str) -> tuple[Optional[bytes], bytes]:
-    """The dead-letter message (key, value) of a record that is not a valid trade."""
+def deadletter_record(msg: kafka_io.Message, reason: str, kind: str = "") -> tuple[Optional[bytes], bytes]:
+    """The dead-letter message (key, value) of a record that is not a valid trade (``kind``: its label)."""
     raw = msg.value() or b""
     return msg.key(), orjson.dumps({
-        "reason": reason, "topic": msg.topic(), "partition": msg.partition(), "offset": msg.offset(),
+        "reason": reason, "kind": kind, "topic": msg.topic(), "partition": msg.partition(),
+        "offset": msg.offset(),
         "key": msg.key().decode("utf-8", "replace") if msg.key() else None,
         "value": raw[:65536].decode("utf-8", "replace"), "failed_at": iso(time.time())})
 
 
 def rulebook(s: Settings) -> RuleBook:
-    return RuleBook(RuleConfig(s.spike_pct, s.breaker_pct, s.volume_multiple, s.rolling_window,
-                               s.min_history), s.rule_override_map)
+    """The processor's rule book; a bad configuration raises RulesConfigError naming the key."""
+    return rulebook_from_settings(s)
 
 
 class Batch:
-    """What one consumed batch did, for Redis and the metrics."""
+    """What one consumed batch did, for Redis (the live source's trades) and the metrics."""
 
     __slots__ = ("records", "valid", "late", "per_symbol", "last_by_symbol", "tape", "touched", "candles",
-                 "alerts")
+                 "alerts", "late_by_key")
 
     def __init__(self, records: int):
         self.records = records
         self.valid = self.late = 0
         self.per_symbol: dict[str, int] = {}
+        self.late_by_key: dict[tuple[str, str], int] = {}  # (source, symbol) -> late trades
         self.last_by_symbol: dict[str, tuple[Trade, PartitionSlot]] = {}
         self.tape: dict[str, list[Trade]] = {}
         self.touched: set[PartitionSlot] = set()
@@ -71,6 +76,7 @@ class Processor:
         self.s = settings
         self.metrics = metrics or ProcessorMetrics()
         self.clock = clock
+        self.live_source = settings.live_source
         self.availability = Availability()
         self.drain = OutboxDrain(settings, self.metrics)
         self.partitions = Assignment(settings, rulebook(settings), self.metrics, self.availability,
@@ -78,11 +84,13 @@ class Processor:
         self.live: Optional[LiveView] = None
         self.consumer: Optional[kafka_io.BatchConsumer] = None
         self.processed = 0
+        # Recent latencies per stage, shown in the heartbeat (the data-quality page reads them from Redis).
+        self.latency = {"event_to_processor": LatencyWindow(), "processor_to_redis": LatencyWindow()}
 
     # --- lifecycle -------------------------------------------------------------------------------
     def open(self) -> None:
         s = self.s
-        self.live = LiveView(speed_layer.connect(s.redis_url), self.metrics)
+        self.live = LiveView(speed_layer.connect(s.redis_url), self.metrics, self.live_source)
         try:
             publish_unowned(s, self.drain.store)
         except Exception as exc:  # noqa: BLE001 - best effort: retried at the next start
@@ -135,6 +143,8 @@ class Processor:
         self.live.update(slots=self.partitions.slots, last_by_symbol=batch.last_by_symbol, tape=batch.tape,
                          candles=batch.candles, alerts=batch.alerts, touched=batch.touched,
                          heartbeat=self._heartbeat())
+        if batch.last_by_symbol and self.live.failing_since is None:
+            self.latency["processor_to_redis"].add(time.perf_counter() - started, time.monotonic())
         self._observe(batch, started)
         self.partitions.buffered += batch.valid
         self.partitions.poll(idle=not msgs)
@@ -144,7 +154,7 @@ class Processor:
         """Decode each record and fold it into its partition's state (the per-trade hot path)."""
         b = Batch(len(msgs))
         slots = self.partitions.slots
-        max_future, max_bytes = self.s.max_future_seconds, self.s.max_record_bytes
+        max_future, max_bytes, live = self.s.max_future_seconds, self.s.max_record_bytes, self.live_source
         per_symbol, last_by_symbol, tape, touched = b.per_symbol, b.last_by_symbol, b.tape, b.touched
         for msg in msgs:
             slot = slots.get(msg.partition())
@@ -156,8 +166,8 @@ class Processor:
             try:
                 trade = Trade.decode(msg.value(), now, max_future, max_bytes=max_bytes)
             except InvalidRecord as exc:
-                slot.state.counters["invalid"] += 1
-                slot.deadletters.append(deadletter_record(msg, exc.reason))
+                slot.state.count_invalid()
+                slot.deadletters.append(deadletter_record(msg, exc.reason, exc.kind))
                 self.metrics.deadletter.labels(exc.kind).inc()
                 continue
             fresh = slot.state.apply(trade)
@@ -166,6 +176,10 @@ class Processor:
             per_symbol[sym] = per_symbol.get(sym, 0) + 1
             if not fresh:
                 b.late += 1
+                key = (trade.source, sym)
+                b.late_by_key[key] = b.late_by_key.get(key, 0) + 1
+                continue
+            if trade.source != live:
                 continue
             last_by_symbol[sym] = (trade, slot)
             lst = tape.get(sym)
@@ -179,8 +193,10 @@ class Processor:
         return b
 
     def _heartbeat(self) -> dict:
+        mono = time.monotonic()
         return {"ts": self.clock(), "processed": self.processed, "partitions": sorted(self.partitions.slots),
-                "database_unavailable_since": self.partitions.database_down_since}
+                "database_unavailable_since": self.partitions.database_down_since,
+                "latency": {stage: w.summary(mono) for stage, w in self.latency.items()}}
 
     def _observe(self, b: Batch, started: float) -> None:
         m = self.metrics
@@ -192,8 +208,15 @@ class Processor:
         for sym, count in b.per_symbol.items():
             m.trades.labels(sym).inc(count)
         self.processed += b.valid
+        now, mono = self.clock(), time.monotonic()
         for sym, (trade, _) in b.last_by_symbol.items():
             m.price.labels(sym).set(trade.price)
+            lag = now - trade.ts
+            if 0 <= lag < 3600:  # live trades only: a replay of history is not late by years
+                m.ingest_latency.observe(lag)
+                self.latency["event_to_processor"].add(lag, mono)
+        for (source, sym), count in b.late_by_key.items():
+            m.late_by_source.labels(source, sym).inc(count)
         for c in b.candles:
             m.candles.labels(str(c.window_seconds)).inc()
         for a in b.alerts:

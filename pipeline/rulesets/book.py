@@ -6,6 +6,10 @@ struct: the checkpoint snapshot itself) and, for each trade that is not late, ca
     alerts = ruleset.evaluate(trade, symbol_rules)
     ruleset.update(trade, symbol_rules)
 
+(or ``alerts = ruleset.step(trade, symbol_rules)``, the same in one pass).
+A rule set with timed rules (``RuleSet.timed``) also has ``due(state)`` — the event time from which
+``advance(symbol, source, now, state)`` raises alerts without a trade of the symbol.
+
 ``RuleBook.for_symbol(symbol)`` resolves the rule set of a symbol: the symbol's own assignment,
 else its asset class's, else the default.  After a restart, ``ruleset.resume(snapshot)`` keeps the
 state of every rule whose parameters are unchanged and starts the others afresh (warm-up again).
@@ -13,6 +17,7 @@ state of every rule whose parameters are unchanged and starts the others afresh 
 from __future__ import annotations
 
 import logging
+import math
 from typing import Mapping, Optional, Sequence, Union
 
 import msgspec
@@ -55,6 +60,8 @@ class RuleSet:
                                      f"both raise {alert_type}; keep one")
                 seen[alert_type] = rule.name
         self.alert_types = tuple(seen)
+        self.timed = tuple(r for r in self.rules if r.timed)
+        self._named = tuple((r, r.name) for r in self.rules)
 
     def new_state(self) -> SymbolRules:
         return SymbolRules(ruleset=self.name, states={r.name: r.new_state() for r in self.rules})
@@ -74,6 +81,33 @@ class RuleSet:
         states = state.states
         for rule in self.rules:
             rule.update(trade, states[rule.name])
+
+    def step(self, trade: Trade, state: SymbolRules) -> list[Alert]:
+        """``evaluate`` then ``update`` in one pass: each rule reads only its own state, so evaluating a
+        rule after the rules before it were updated gives the same alerts."""
+        states = state.states
+        alerts: list[Alert] = []
+        for rule, name in self._named:
+            found = rule.step(trade, states[name])
+            if found:
+                alerts.extend(found)
+        return alerts
+
+    def due(self, state: SymbolRules) -> float:
+        """Event time from which ``advance`` raises something (inf: nothing is due)."""
+        states = state.states
+        if len(self.timed) == 1:  # the common case (one LULD rule): no generator per trade
+            rule = self.timed[0]
+            return rule.due(states[rule.name])
+        return min((r.due(states[r.name]) for r in self.timed), default=math.inf)
+
+    def advance(self, symbol: str, source: str, now: float, state: SymbolRules) -> list[Alert]:
+        """Alerts that event time ``now`` raises for a symbol that did not trade; mutates the state."""
+        states = state.states
+        alerts: list[Alert] = []
+        for rule in self.timed:
+            alerts.extend(rule.advance(symbol, source, now, states[rule.name]))
+        return alerts
 
     def resume(self, snapshot: Optional[SymbolRules]) -> SymbolRules:
         """The state to continue from: the snapshot's rule states whose parameters still match."""

@@ -89,3 +89,8 @@ class WindowRule(Rule):
 
     def update(self, trade: Trade, state: RollingWindow) -> None:
         state.add(self.value_of(trade))
+
+    def step(self, trade: Trade, state: RollingWindow) -> list[Alert]:
+        alert = self.check(trade, state) if len(state.values) >= self.params.min_history else None
+        state.add(self.value_of(trade))
+        return [alert] if alert else []

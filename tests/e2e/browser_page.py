@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-# Screenshots land here (git ignores build/); `python -m tests.e2e.screenshots --update-docs` copies them to
-# docs/, where the README shows them.
+# Screenshots land here (git ignores build/); `python -m tests.e2e.screenshots --update-docs` copies the
+# README's to docs/.
 SCREENSHOTS = Path(__file__).resolve().parent.parent.parent / "build" / "screenshots"
 
 
@@ -131,14 +131,14 @@ class Page:
         """Content-Security-Policy violations reported in the current document."""
         return self.js("return window.__cspViolations || null")
 
-    def screenshot(self, name: str) -> Path:
+    def screenshot(self, name: str, folder: Path = SCREENSHOTS) -> Path:
         """Full-height screenshot at 1280 px wide, once the page has settled, into build/screenshots/ (the
         README's copies in docs/ change only by ``python -m tests.e2e.screenshots --update-docs``)."""
         height = max(800, self.js("return document.documentElement.scrollHeight"))
         self.viewport(1280, height)
         self.wait_settled()
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        path = SCREENSHOTS / f"screenshot-{name}.png"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"screenshot-{name}.png"
         self.driver.save_screenshot(str(path))
         self.viewport(1280, 800)
         return path

@@ -3,32 +3,41 @@
     python -m pytest tests/e2e -k "wtch001 or scan001 or whal001 or alrt001"   # take them
     python -m tests.e2e.screenshots --update-docs                               # publish them
 
-Without ``--update-docs`` it lists what would be copied.  ``scripts/screenshots`` does both steps.
+Only the screenshots README.md shows (``docs/screenshot-*.png``) are copied.  Without ``--update-docs``
+it lists what would be.  ``scripts/screenshots`` does both steps.
 """
 from __future__ import annotations
 
 import argparse
+import re
 import shutil
 import sys
 from pathlib import Path
 
 from tests.e2e.browser_page import SCREENSHOTS
 
-DOCS = Path(__file__).resolve().parent.parent.parent / "docs"
+ROOT = Path(__file__).resolve().parent.parent.parent
+DOCS = ROOT / "docs"
+
+
+def shown_in_readme() -> list[str]:
+    """File names of the screenshots README.md shows from docs/."""
+    return sorted(set(re.findall(r"docs/(screenshot-[\w-]+\.png)", (ROOT / "README.md").read_text())))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--update-docs", action="store_true", help="copy build/screenshots/*.png to docs/")
+    parser.add_argument("--update-docs", action="store_true", help="copy the README's screenshots to docs/")
     args = parser.parse_args(argv)
-    shots = sorted(SCREENSHOTS.glob("screenshot-*.png"))
-    if not shots:
-        print(f"no screenshots in {SCREENSHOTS}: run the browser tests first (see --help)", file=sys.stderr)
+    missing = [name for name in shown_in_readme() if not (SCREENSHOTS / name).is_file()]
+    if missing:
+        print(f"not in {SCREENSHOTS}: {', '.join(missing)}; run the browser tests first (see --help)",
+              file=sys.stderr)
         return 1
-    for shot in shots:
+    for name in shown_in_readme():
         if args.update_docs:
-            shutil.copyfile(shot, DOCS / shot.name)
-        print(f"{'copied' if args.update_docs else 'would copy'} {shot} -> {DOCS / shot.name}")
+            shutil.copyfile(SCREENSHOTS / name, DOCS / name)
+        print(f"{'copied' if args.update_docs else 'would copy'} {SCREENSHOTS / name} -> {DOCS / name}")
     return 0
 
 

@@ -92,3 +92,21 @@ def test_alrt004_csv_export(page, market):
     data = page.wait(downloaded, 10, "the downloaded CSV")
     assert sorted(r["alert_id"] for r in data) == sorted(a.alert_id for a in market.alerts)
     assert {r["severity"] for r in data} == {"CRITICAL", "HIGH", "MEDIUM"}
+
+
+def test_alrt010_source_filter(page, market, servers):
+    import msgspec
+
+    from pipeline.history.writer import HistoryWriter
+
+    old = msgspec.structs.replace(market.alerts[0], alert_id="replayed-1", source="spx-daily", symbol="SPX",
+                                  ts=1_420_232_400.0)
+    HistoryWriter(servers.database_url).flush(trades=[], candles=[], alerts=[old])
+    page.open("/alerts", "#al-table")
+    page.wait(lambda: len(rows(page)) == 5, what="5 alerts of every source")
+    assert {r["source"] for r in rows(page)} == {"live", "spx-daily"}
+    page.br.select_dcc_dropdown("#al-source", value="spx-daily")
+    page.wait(lambda: symbols(page) == ["SPX"], 5, "the replay's alerts only")
+    page.br.select_dcc_dropdown("#al-source", value="live")
+    page.wait(lambda: symbols(page) == sorted(a.symbol for a in market.alerts), 5, "the live alerts only")
+    assert page.console_errors() == []

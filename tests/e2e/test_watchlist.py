@@ -178,3 +178,29 @@ def test_wtch008_indicators_switch_on_and_off_keeping_the_zoom(page, market):
     page.wait(lambda: len(names()) == 3, what="indicators off again")
     assert page.js(f"return {graph}.layout.yaxis3 === undefined")
     assert page.console_errors() == []
+
+
+def replayed_index(settings, source="spx-daily", days=30):
+    """Daily closes of an index from 2015, stored as a replayed source's 1-minute candles."""
+    from pipeline.events import Candle
+    from pipeline.history.writer import HistoryWriter
+
+    start = 1_420_232_400.0  # 2015-01-02T21:00:00Z
+    candles = [Candle("SPX", 60, start + d * 86400, start + d * 86400 + 60, 2000.0 + d, 2001.0 + d,
+                      1999.0 + d, 2000.5 + d, 1e9, 2000.2 + d, 1, 5e8, 5e8, source) for d in range(days)]
+    HistoryWriter(settings.database_url).flush(trades=[], candles=candles, alerts=[])
+    return candles
+
+
+def test_wtch020_the_chart_shows_a_replayed_source_on_request(page, market, servers):
+    candles = replayed_index(servers)
+    page.open("/")
+    graph = "document.querySelector('#wl-chart .js-plotly-plot')"
+    shown = lambda: page.js(f"var g={graph}; return g && g.data && g.data[0].name")  # noqa: E731
+    page.wait(lambda: shown() == "AAPL", what="live chart")
+    page.br.select_dcc_dropdown("#wl-source", value="spx-daily")
+    page.wait(lambda: shown() == "SPX · spx-daily", 10, "the replayed index's chart")
+    assert page.js(f"return {graph}.data[0].close") == [c.close for c in candles][-120:]
+    page.br.select_dcc_dropdown("#wl-source", value="live")
+    page.wait(lambda: shown() in market.tickers, 10, "back to a live symbol")
+    assert page.console_errors() == []

@@ -36,6 +36,9 @@ def test_mkt003_breakers_default_closed_and_timed_transitions_applied():
         ("AAPL", "OPEN", 2), ("MSFT", "CLOSED", 0), ("TSLA", "OPEN", 1)]
     later = {r["symbol"]: r["state"] for r in breaker_view(raw, [], now=1310.0, policy=policy)}
     assert later == {"AAPL": "HALF_OPEN", "TSLA": "HALF_OPEN"}
+    # a replay's breakers: as its alerts left them, whatever the wall clock says
+    as_left = {r["symbol"]: r["state"] for r in breaker_view(raw, [], now=None, policy=policy)}
+    assert as_left == {"AAPL": "OPEN", "TSLA": "OPEN"}
     assert breaker_view({"X": {"state": "WEIRD", "since": "?"}}, [], 0.0)[0]["state"] == "WEIRD"
 
 
