@@ -15,8 +15,8 @@ from app import params
 from app.access import OPERATOR
 from app.api import _args, _NotFound, _services, api, error_response, json_response
 from app.auth import current_principal, requires
-from pipeline.history.lifecycle import SNOOZE_STATES, AlertLifecycle
-from pipeline.snooze import REQUEST_FIELDS, SnoozeRequestError, check_request
+from pipeline.history.lifecycle import AlertLifecycle
+from pipeline.snooze import REQUEST_FIELDS, SNOOZE_STATES, SnoozeRequestError, check_request
 
 logger = logging.getLogger(__name__)
 NOTE_MAX = 2000

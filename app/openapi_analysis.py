@@ -5,7 +5,7 @@ from __future__ import annotations
 from app.openapi import (BOOL, E400, E401, E403, E404, E503, ERR, INT, NUM, STR, TIME, _list, _n, _obj, _ok,
                          _param, _ref)
 from pipeline.backtest import DIFFERENCES
-from pipeline.history.lifecycle import SNOOZE_STATES
+from pipeline.snooze import SNOOZE_STATES
 
 E409 = {"409": {"description": "the snooze is over already (expired or deleted)", **ERR}}
 E429 = {"429": {"description": "STOCKIT_BACKTEST_QUEUE backtests are queued or running already", **ERR}}

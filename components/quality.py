@@ -9,14 +9,15 @@ from dash import html
 
 from components import theme
 from components.format import fmt_time
+from pipeline.events import BAD_JSON, BAD_TIMESTAMP, INVALID_FIELD, TOMBSTONE, TOO_LARGE
 
 STAGES = (("event_to_processor", "Event → processor", "trade time to the processor folding it in"),
           ("processor_to_redis", "Processor → Redis", "a batch consumed to its effects in Redis"),
           ("event_to_browser", "Event → browser", "trade time to a page showing the tick"),
           ("web_to_browser", "Web → browser", "the web server's send to the page"))
 MINUTE_BAR = 50_000  # bar width on a date axis (milliseconds): a minute's bar, a gap between
-KIND_COLOR = {"bad_json": theme.DOWN, "invalid_field": "#f97316", "bad_timestamp": theme.ACCENT,
-              "too_large": theme.BLUE, "tombstone": theme.MUTED, "database_rejected": "#a855f7"}
+KIND_COLOR = {BAD_JSON: theme.DOWN, INVALID_FIELD: theme.ORANGE, BAD_TIMESTAMP: theme.ACCENT,
+              TOO_LARGE: theme.BLUE, TOMBSTONE: theme.MUTED, "database_rejected": theme.PURPLE}
 
 
 def fmt_seconds(value: Optional[float]) -> str:

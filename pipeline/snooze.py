@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
 from pipeline.alert_types import ALERT_TYPES
-from pipeline.events import SYMBOL_PATTERN, parse_iso
+from pipeline.events import SYMBOL_PATTERN, check_source, parse_iso
 
 logger = logging.getLogger(__name__)
 MIN_MINUTES, MAX_MINUTES = 1, 30 * 24 * 60  # a snooze lasts a minute to 30 days
 COMMENT_MAX = 1000
-SOURCE_MAX = 64
+SNOOZE_STATES = ("active", "pending", "ended", "all")  # what a list of snoozes may be narrowed to
 REQUEST_FIELDS = ("alert_type", "symbol", "source", "starts_at", "ends_at", "duration_minutes", "comment")
 
 
@@ -128,8 +128,11 @@ def check_request(fields: Mapping[str, Any], now: float) -> SnoozeRequest:
         if not re.match(SYMBOL_PATTERN, symbol):
             raise SnoozeRequestError("symbol", f"{symbol!r} is not a symbol")
     source = _text(fields, "source")
-    if source is not None and (len(source) > SOURCE_MAX or not source.isprintable()):
-        raise SnoozeRequestError("source", f"a source name of 1 to {SOURCE_MAX} printable characters")
+    if source is not None:
+        try:
+            source = check_source(source.strip().lower())
+        except ValueError as exc:
+            raise SnoozeRequestError("source", str(exc)) from None
     if alert_type is None and symbol is None and source is None:
         raise SnoozeRequestError("alert_type", "give at least one matcher: alert_type, symbol or source")
     starts_at = _time(fields, "starts_at") or now

@@ -15,7 +15,6 @@ logger = logging.getLogger(__name__)
 SNOOZE_COLUMNS = ("snooze_id, alert_type, symbol, source, starts_at, ends_at, created_by, comment, "
                   "created_at, deleted_at, deleted_by")
 SNOOZED_COUNT = "(SELECT count(*) FROM alerts a WHERE a.snooze_id = s.snooze_id)::int AS snoozed"
-SNOOZE_STATES = ("active", "pending", "ended", "all")
 _STATE_SQL = {
     "active": "deleted_at IS NULL AND starts_at <= now() AND ends_at > now()",
     "pending": "deleted_at IS NULL AND starts_at > now()",

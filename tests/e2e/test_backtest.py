@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -76,10 +75,12 @@ def test_bkt001_run_progress_results_and_export(page, market):
 
     page.driver.find_element(By.ID, "bt-export").click()
     folder = Path(page.br.download_path)
-    files = page.wait(lambda: [f for f in folder.glob("stockit-backtest-*.csv")], 30, "the CSV download")
-    time.sleep(0.3)
-    with open(files[0], newline="") as f:
-        rows = list(csv.DictReader(f))
+
+    def downloaded():  # Chrome writes a .crdownload and renames it when complete
+        with open(next(folder.glob("stockit-backtest-*.csv")), newline="") as f:
+            return list(csv.DictReader(f))
+
+    rows = page.wait(downloaded, 30, "the CSV download")
     assert len(rows) == len(fired) + len(candidate) - expected.matched
     assert {r["difference"] for r in rows} <= {"both", "only_actual", "only_candidate"}
     assert page.console_errors() == []

@@ -62,7 +62,7 @@ def test_qual001_figures_tables_and_the_browser_stage(page, market, servers):
     price = market.tickers["MSFT"]["price"]
     for i in range(6):
         market_data.tick(servers, "MSFT", round(price + i * 0.5, 2))
-        time.sleep(0.3)
+        time.sleep(0.3)  # paced: a price frame each (frames merge ticks closer than 0.25 s), each one timed
     page.wait(lambda: text(page, "dq-p50-event_to_browser").endswith("ms"), 60, "the browser stage measured")
     page.wait(lambda: text(page, "dq-p50-web_to_browser").endswith("ms"), 30, "the web -> browser stage")
     page.screenshot("quality")

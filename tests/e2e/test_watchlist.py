@@ -186,8 +186,10 @@ def replayed_index(settings, source="spx-daily", days=30):
     from pipeline.history.writer import HistoryWriter
 
     start = 1_420_232_400.0  # 2015-01-02T21:00:00Z
-    candles = [Candle("SPX", 60, start + d * 86400, start + d * 86400 + 60, 2000.0 + d, 2001.0 + d,
-                      1999.0 + d, 2000.5 + d, 1e9, 2000.2 + d, 1, 5e8, 5e8, source) for d in range(days)]
+    candles = [Candle(symbol="SPX", window_seconds=60, window_start=start + d * 86400,
+                      window_end=start + d * 86400 + 60, open=2000.0 + d, high=2001.0 + d, low=1999.0 + d,
+                      close=2000.5 + d, volume=1e9, vwap=2000.2 + d, trade_count=1, buy_volume=5e8,
+                      sell_volume=5e8, source=source) for d in range(days)]
     HistoryWriter(settings.database_url).flush(trades=[], candles=candles, alerts=[])
     return candles
 

@@ -48,8 +48,9 @@ def trades() -> list[tuple[Trade, bool]]:
 
 def fired(trade_id: str, alert_type: str, symbol: str = "AAPL", offset: float = 0.0) -> Alert:
     severity = {"CIRCUIT_BREAKER": "CRITICAL", "PRICE_SPIKE": "HIGH", "VOLUME_SPIKE": "MEDIUM"}[alert_type]
-    return Alert(alert_id_for(trade_id, alert_type), alert_type, severity, symbol, 100.0, 100.0, 5.0,
-                 trade_id, T0 + offset, "fired live")
+    return Alert(alert_id=alert_id_for(trade_id, alert_type), alert_type=alert_type, severity=severity,
+                 symbol=symbol, price=100.0, reference=100.0, deviation=5.0, trade_id=trade_id,
+                 ts=T0 + offset, message="fired live")
 
 
 # What fired: the seed rules' three alerts and one from an older configuration (a10) that no rule raises now.

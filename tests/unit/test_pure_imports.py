@@ -9,11 +9,11 @@ import pytest
 import pipeline.rulesets
 
 PURE = ("pipeline.alert_types", "pipeline.breaker", "pipeline.dedup", "pipeline.events", "pipeline.idleness",
-        "pipeline.indicators", "pipeline.partition_state", "pipeline.rules", "pipeline.settings",
-        "pipeline.simulator", "pipeline.windows", "pipeline.rulesets",
+        "pipeline.indicators", "pipeline.latency", "pipeline.partition_state", "pipeline.rules",
+        "pipeline.settings", "pipeline.simulator", "pipeline.snooze", "pipeline.windows", "pipeline.rulesets",
         *(f"pipeline.rulesets.{m.name}" for m in pkgutil.iter_modules(pipeline.rulesets.__path__)),
-        "app", "app.market", "app.params", "app.openapi", "app.access", "app.status", "app.ids",
-        "components.format", "components.theme")
+        "app", "app.market", "app.params", "app.openapi", "app.openapi_analysis", "app.access", "app.status",
+        "app.ids", "components.format", "components.theme")
 NOT_IN_PURE = {"dash", "flask", "plotly", "psycopg2", "redis", "confluent_kafka"}
 
 

@@ -62,8 +62,8 @@ def test_bts003_only_the_command_line_reads_a_rules_file(tmp_path):
 
 
 def alert(trade_id, kind="PRICE_SPIKE", ts=T0, symbol="AAPL"):
-    return Alert(alert_id_for(trade_id, kind), kind, "HIGH", symbol, 100.0, 95.0, 5.3, trade_id, ts,
-                 f"{kind} m")
+    return Alert(alert_id=alert_id_for(trade_id, kind), alert_type=kind, severity="HIGH", symbol=symbol,
+                 price=100.0, reference=95.0, deviation=5.3, trade_id=trade_id, ts=ts, message=f"{kind} m")
 
 
 def test_bts004_csv_and_report_show_every_alert_once_with_its_difference():

@@ -229,8 +229,9 @@ def test_evt022_a_source_name_says_what_one_is():
 
 
 def test_evt023_an_alert_carries_its_source_on_the_wire():
-    a = Alert(alert_id_for("t-9", "PRICE_SPIKE"), "PRICE_SPIKE", "HIGH", "SPX", 1.0, 1.0, 7.0, "t-9", NOW,
-              "m", source="spx-daily")
+    a = Alert(alert_id=alert_id_for("t-9", "PRICE_SPIKE"), alert_type="PRICE_SPIKE", severity="HIGH",
+              symbol="SPX", price=1.0, reference=1.0, deviation=7.0, trade_id="t-9", ts=NOW, message="m",
+              source="spx-daily")
     wire = json.loads(a.encode())
     assert wire["source"] == "spx-daily" and Alert.decode(a.encode()) == a
     del wire["source"]  # an alert published before sources existed
