@@ -25,6 +25,7 @@ BUY_PCT = 55.0   # buy share of recent volume at or above which buyers dominate
 SELL_PCT = 45.0  # ... at or below which sellers dominate
 SCANNER_SECONDS = 300  # the scanner's change and VWAP window when the candle sizes include it
 SPREAD_BPS = 1.0  # half the simulated spread, in basis points of the price
+CHART_POINTS = 3 * 1440  # candles a history chart shows at most: three days of minutes
 
 
 def ticker_view(symbol: str, ticker: dict) -> dict:
@@ -77,6 +78,12 @@ def merge_open_candle(candles: Sequence[dict], open_candle: Optional[dict]) -> l
         if not out or start > _epoch(out[-1]["window_start"]):
             out.append(dict(open_candle, is_open=True))
     return out
+
+
+def window_for(seconds: float, windows: Sequence[int]) -> int:
+    """The smallest of the candle sizes ``windows`` that shows ``seconds`` of history in at most
+    ``CHART_POINTS`` candles (the largest when none does)."""
+    return next((w for w in sorted(windows) if seconds / w <= CHART_POINTS), max(windows))
 
 
 def anchored_vwap(candles: Sequence[dict]) -> list[Optional[float]]:

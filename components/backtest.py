@@ -8,7 +8,7 @@ import plotly.graph_objects as go
 from dash import html
 
 from components import theme
-from components.format import fmt_price, fmt_time
+from components.format import fmt_price, fmt_time, window_label
 from pipeline.alert_types import TYPE_LABEL
 
 DIFFERENCE_LABEL = {"both": "Both", "only_actual": "Only fired", "only_candidate": "Only candidate"}
@@ -118,7 +118,7 @@ def timeline_figure(candles: Sequence[dict], alerts: Sequence[dict], symbol: str
     fig.update_yaxes(**theme.axis(side="right"))
     if candles:
         fig.add_trace(go.Scatter(x=[c["window_start"] for c in candles], y=[c["close"] for c in candles],
-                                 mode="lines", name=f"{symbol} close ({window_seconds // 60}m)",
+                                 mode="lines", name=f"{symbol} close ({window_label(window_seconds)})",
                                  line={"color": theme.TEXT, "width": 1.2}))
     for name, keep, marker in (
             ("Fired (actual)", lambda a: a["in_actual"],
@@ -135,8 +135,3 @@ def timeline_figure(candles: Sequence[dict], alerts: Sequence[dict], symbol: str
         fig.add_annotation(text=f"No candles or alerts for {symbol} in this range", showarrow=False,
                            xref="paper", yref="paper", x=0.5, y=0.5, font={"color": theme.MUTED, "size": 14})
     return fig
-
-
-def window_for(seconds: float) -> int:
-    """The candle size that shows ``seconds`` of history in at most a few thousand points."""
-    return 60 if seconds <= 3 * 86400 else 300 if seconds <= 14 * 86400 else 900

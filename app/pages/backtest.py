@@ -17,10 +17,11 @@ from app import backtests, ids
 from app.access import OPERATOR
 from app.auth import current_principal, requires
 from app.guard import guarded
+from app.market import window_for
 from app.services import Unavailable, current
 from components import theme
 from components.backtest import (counts_table, difference_columns, difference_rows, progress_view,
-                                 runs_columns, runs_rows, timeline_figure, window_for)
+                                 runs_columns, runs_rows, timeline_figure)
 from pipeline.backtest import SpecError, csv_text
 from pipeline.events import iso
 
@@ -199,7 +200,7 @@ def results(shown, symbol):
     alerts = backtests.alerts(svc, shown["run"])
     spec = run_row["spec"]
     symbol = symbol if symbol in spec["symbols"] else spec["symbols"][0]
-    window = window_for(spec["end"] - spec["start"])
+    window = window_for(spec["end"] - spec["start"], svc.settings.window_list)
     candles = svc.history(lambda h: h.candles(symbol, window, limit=5000, start=spec["start"],
                                               end=spec["end"]))
     figure = timeline_figure(candles, [a for a in alerts if a["symbol"] == symbol], symbol, window)

@@ -5,7 +5,7 @@ from hypothesis import given, strategies as st
 
 from app.market import (BUY, NEUTRAL, SELL, anchored_vwap, breaker_view, change_over, dominant_side,
                         merge_open_candle, movers, pressure, scanner_row, scanner_window, signal,
-                        simulate_order_book, tick_size, ticker_view, typical_size)
+                        simulate_order_book, tick_size, ticker_view, typical_size, window_for)
 from pipeline.breaker import BreakerPolicy
 
 
@@ -163,3 +163,9 @@ def test_cndl001_open_candle_appended_only_when_newer():
 def test_cndl002_anchored_vwap_weights_by_volume():
     cs = [candle("a", 0, 0, 0, 0, 10, 100.0), candle("b", 0, 0, 0, 0, 30, 104.0), candle("c", 0, 0, 0, 0, 0, 1.0)]
     assert anchored_vwap(cs) == [100.0, 103.0, 103.0]
+
+
+@pytest.mark.parametrize("seconds, windows, window", [(3600, (30, 120), 30), (2 * 86400, (30, 120), 120),
+                                                      (30 * 86400, (30, 120), 120), (86400, (60,), 60)])
+def test_mkt004_history_charts_use_a_configured_candle_size(seconds, windows, window):
+    assert window_for(seconds, windows) == window

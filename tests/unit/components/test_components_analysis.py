@@ -1,7 +1,8 @@
 """Views of backtests, the alert lifecycle and data quality: data in, components and figures out."""
 from dash import html
 
-from components.backtest import counts_table, progress_view, runs_rows, timeline_figure, window_for
+from app.market import window_for
+from components.backtest import counts_table, progress_view, runs_rows, timeline_figure
 from components.lifecycle import alert_detail, audit_list, snooze_list, snooze_matchers
 from components.quality import dead_letter_chart, fmt_seconds, gaps_table, late_table, latency_figures
 
@@ -62,7 +63,9 @@ def test_anl003_timeline_marks_fired_and_candidate_alerts():
     assert list(fig.data[1].y) == [10.0] and list(fig.data[2].y) == [10.0, 11.0]
     assert fig.data[2].customdata[1][1] == "Only candidate"
     assert timeline_figure([], [], "X").layout.annotations[0].text.startswith("No candles")
-    assert (window_for(3600), window_for(5 * 86400), window_for(30 * 86400)) == (60, 300, 900)
+    windows = (60, 300, 900)
+    assert (window_for(3600, windows), window_for(5 * 86400, windows), window_for(30 * 86400, windows)) == \
+        (60, 300, 900)
 
 
 SNOOZE = {"snooze_id": 3, "alert_type": "VOLUME_SPIKE", "symbol": "BTC-USD", "source": None,
