@@ -116,4 +116,3 @@ DQ_DEAD_CHART = "dq-dead-chart"
 DQ_DEAD_TABLE = "dq-dead-table"
 DQ_GAPS = "dq-gaps"
 DQ_UPDATED = "dq-updated"
-WL_LATENCY = "wl-latency"        # the watchlist's browser-latency beacon (a store the page's JS fills)
