@@ -52,7 +52,7 @@ def test_auth002_navbar_shows_user_and_role_and_signs_out(page, accounts, market
     assert text(page, "user-role").lower() == "operator"
     # Navigation comes from Dash's page registry, in the pages' order.
     links = [a.text for a in page.driver.find_elements(By.CSS_SELECTOR, ".topbar .nav-link")]
-    assert links == ["Watchlist", "Scanner", "Whales", "Alerts"]
+    assert links == ["Watchlist", "Scanner", "Whales", "Alerts", "Backtest", "Quality"]
     page.driver.find_element(By.ID, "sign-out").click()
     on_sign_in_page = lambda: urlsplit(page.driver.current_url).path == "/login"  # noqa: E731
     page.wait(on_sign_in_page, what="the sign-in page after signing out")

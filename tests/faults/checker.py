@@ -35,7 +35,7 @@ import psycopg2
 
 from pipeline.events import Alert, Candle, iso
 from pipeline.settings import Settings
-from tests.faults.readback import checkpoints, outbox_rows, query, read_topic
+from tests.faults.readback import checkpoints, outbox_after_drain, outbox_rows, query, read_topic
 from tests.faults.reference import Expected
 
 logger = logging.getLogger(__name__)
@@ -45,6 +45,7 @@ ALERT_FIELDS = ("alert_type", "severity", "symbol", "price", "reference", "devia
                 "side", "quantity")
 EXAMPLES_KEPT = 8
 STUCK_AFTER = 45.0  # seconds without progress after which waiting for a result is given up
+OUTBOX_DRAIN = 30.0  # seconds the outbox may take to empty after the system settled
 
 
 def same_number(a, b) -> bool:
@@ -371,6 +372,10 @@ def check(fault: str, settings: Settings, expected: Expected, *, settled_in: Opt
           started: float, log: Optional[CheckpointLog] = None, candles: bool = True) -> Report:
     """Read everything back and compare it with ``expected``; ``started`` is the test's monotonic start."""
     report = Report(fault, records=len(expected.trades) + len(expected.deadletters), settled_in=settled_in)
+    left = outbox_after_drain(settings, OUTBOX_DRAIN)  # what it still holds is read back from the topics
+    report.outbox_left = sum(left["rows"].values()) if left else 0
+    if left:
+        report.figures["outbox left"] = left
     if expected.not_on_topic:  # the broker acknowledged them, the input topic does not hold them
         lost_input = Tally(checked=expected.acknowledged)
         for what in expected.not_on_topic:
@@ -398,7 +403,6 @@ def check(fault: str, settings: Settings, expected: Expected, *, settled_in: Opt
     report.partitions_behind = sum(1 for p, end in expected.end_offsets.items() if final.get(p, 0) != end)
     if report.partitions_behind:
         report.figures["checkpoints"] = {p: (final.get(p), end) for p, end in expected.end_offsets.items()}
-    report.outbox_left = outbox_rows(settings)
     if log is not None:
         writes = log.writes()
         report.checkpoint_writes = len(writes)

@@ -40,6 +40,22 @@ def outbox_rows(settings: Settings) -> int:
     return query(settings, "SELECT count(*) FROM outbox")[0][0]
 
 
+def outbox_after_drain(settings: Settings, timeout: float) -> dict[str, object]:
+    """The outbox once it had up to ``timeout`` s to empty: {} when it did, else its rows by topic and
+    the oldest row's age.  A settled processor may still write a few rows (windows its lull clock
+    closes after the last record), which it delivers at once; rows that stay are a failure."""
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = query(settings, "SELECT topic, count(*), extract(epoch FROM now() - min(created_at))"
+                               " FROM outbox GROUP BY topic")
+        if not rows or time.monotonic() >= deadline:
+            break
+        time.sleep(0.2)
+    if not rows:
+        return {}
+    return {"rows": {topic: n for topic, n, _ in rows}, "oldest s": round(max(float(a) for *_, a in rows), 1)}
+
+
 class TopicEnds:
     """Asks for the end offsets of one topic again and again over one connection."""
 
