@@ -2,6 +2,9 @@
 
 Every parameter is validated (``app.params``); a bad one gets a 400 naming it, an unknown symbol a
 404, an unreachable store a 503 — all as ``{"error": {...}}`` JSON, never an HTML page or a 500.
+The speed-layer endpoints (prices, recent trades, order book, movers) show the live source; the
+history endpoints take ``source`` (candles: the live source by default; trades and alerts: every
+source by default, each row naming its own).
 The OpenAPI document at ``/api/v1/openapi.json`` (``app.openapi``) describes these responses.
 """
 from __future__ import annotations
@@ -78,28 +81,42 @@ def price(symbol: str) -> Response:
 # --- candles and trades ------------------------------------------------------------------------------
 @api.get("/ohlcv/<symbol>")
 def ohlcv(symbol: str) -> Response:
-    args = _args("window_seconds", "limit", "start", "end", "include_open")
+    args = _args("window_seconds", "limit", "start", "end", "include_open", "source")
     sym = params.symbol(symbol)
     window = params.choice(args, "window_seconds", 60, WINDOWS)
     limit = params.integer(args, "limit", 120, 1, 5000)
     start, end = params.timestamp(args, "start"), params.timestamp(args, "end")
     _check_range(start, end)
     include_open = params.boolean(args, "include_open", True)
-    candles = _services().history(lambda h: h.candles(sym, window, limit=limit, start=start, end=end))
-    open_candle = _services().speed(lambda r: r.open_candle(sym, window)) if include_open else None
-    return json_response({"symbol": sym, "window_seconds": window, "count": len(candles), "candles": candles,
-                          "open_candle": open_candle})
+    live = _services().settings.live_source
+    source = params.source(args, live)
+    candles = _services().history(lambda h: h.candles(sym, window, limit=limit, start=start, end=end,
+                                                      source=source))
+    # The speed layer holds the live source's open candles only.
+    open_candle = _services().speed(lambda r: r.open_candle(sym, window)) if include_open and source == live \
+        else None
+    return json_response({"symbol": sym, "window_seconds": window, "source": source, "count": len(candles),
+                          "candles": candles, "open_candle": open_candle})
 
 
 @api.get("/trades/history")
 def trades_history() -> Response:
-    args = _args("symbol", "start", "end", "limit")
+    args = _args("symbol", "start", "end", "limit", "source")
     sym = params.optional_symbol(args)
     start, end = params.timestamp(args, "start"), params.timestamp(args, "end")
     _check_range(start, end)
     limit = params.integer(args, "limit", 100, 1, 10000)
-    rows = _services().history(lambda h: h.trades(sym, start, end, limit))
-    return json_response({"symbol": sym, "count": len(rows), "trades": rows})
+    source = params.source(args)
+    rows = _services().history(lambda h: h.trades(sym, start, end, limit, source))
+    return json_response({"symbol": sym, "source": source, "count": len(rows), "trades": rows})
+
+
+@api.get("/sources")
+def sources() -> Response:
+    _args()
+    live = _services().settings.live_source
+    stored = _services().history(lambda h: h.sources())
+    return json_response({"live": live, "sources": sorted({live, *stored})})
 
 
 @api.get("/trades/<symbol>")
@@ -137,15 +154,16 @@ def orderbook(symbol: str) -> Response:
 # --- alerts ----------------------------------------------------------------------------------------
 @api.get("/alerts")
 def alerts() -> Response:
-    args = _args("unacked_only", "severity", "type", "symbol", "limit", "since")
+    args = _args("unacked_only", "severity", "type", "symbol", "limit", "since", "source")
     unacked = params.boolean(args, "unacked_only", False)
     severities = params.choices(args, "severity", SEVERITIES)
     types = params.choices(args, "type", ALERT_TYPES)
     sym = params.optional_symbol(args)
     limit = params.integer(args, "limit", 100, 1, 1000)
     since = params.timestamp(args, "since")
+    source = params.source(args)
     rows = _services().history(lambda h: h.alerts(unacked_only=unacked, severities=severities, types=types,
-                                                  symbol=sym, limit=limit, since=since))
+                                                  symbol=sym, limit=limit, since=since, source=source))
     return json_response({"count": len(rows), "alerts": rows})
 
 
@@ -198,14 +216,18 @@ def stats_summary() -> Response:
 
 @api.get("/breakers")
 def breakers() -> Response:
-    _args()
+    args = _args("source")
     svc = _services()
-    raw = svc.speed(lambda r: r.breakers())
-    symbols = svc.speed(lambda r: r.symbols())
     s = svc.settings
-    rows = market.breaker_view(raw, symbols, time.time(),
+    source = params.source(args, s.live_source)
+    raw = svc.speed(lambda r: r.breakers(source))
+    live = source == s.live_source
+    symbols = svc.speed(lambda r: r.symbols()) if live else ()  # the live symbols
+    # A replay's breakers are shown as its alerts left them: the wall clock is not their time.
+    rows = market.breaker_view(raw, symbols, time.time() if live else None,
                                BreakerPolicy(s.breaker_open_seconds, s.breaker_probation_seconds))
-    return json_response({"count": len(rows), "open": sum(r["state"] == "OPEN" for r in rows), "breakers": rows})
+    return json_response({"source": source, "count": len(rows), "open": sum(r["state"] == "OPEN" for r in rows),
+                          "breakers": rows})
 
 
 @api.get("/health")

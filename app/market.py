@@ -30,9 +30,10 @@ def movers(prices: Mapping[str, dict], limit: int = 5) -> dict:
     }
 
 
-def breaker_view(raw: Mapping[str, dict], symbols: Iterable[str], now: float,
+def breaker_view(raw: Mapping[str, dict], symbols: Iterable[str], now: Optional[float],
                  policy: Optional[BreakerPolicy] = None) -> list[dict]:
-    """Every symbol's breaker with timed transitions applied as of ``now`` (absent = CLOSED)."""
+    """Every symbol's breaker with timed transitions applied as of ``now`` (absent = CLOSED); ``now`` None:
+    as the alerts left it (a replay's breakers, whose alerts are history)."""
     policy = policy or BreakerPolicy()
     out = {}
     for sym in set(symbols) | set(raw):
@@ -42,7 +43,8 @@ def breaker_view(raw: Mapping[str, dict], symbols: Iterable[str], now: float,
         except (msgspec.ValidationError, TypeError):
             out[sym] = {"symbol": sym, "state": str((data or {}).get("state", CLOSED)), "since": None, "trips": 0}
             continue
-        b = advance(b, now, policy)
+        if now is not None:
+            b = advance(b, now, policy)
         out[sym] = {"symbol": sym, "state": b.state, "since": b.since or None, "trips": b.trips,
                     "since_iso": iso(b.since) if b.since else None, "last_alert_id": b.last_alert_id}
     return [out[s] for s in sorted(out)]

@@ -3,8 +3,12 @@ from __future__ import annotations
 
 import functools
 
+from pipeline.events import SOURCE_MAX, SOURCE_PATTERN
+
 NUM, INT, STR, BOOL = {"type": "number"}, {"type": "integer"}, {"type": "string"}, {"type": "boolean"}
 TIME = {"type": "string", "format": "date-time"}
+SOURCE_NAME = {"type": "string", "pattern": SOURCE_PATTERN,
+               "description": "a source of trades: the live feed (default name live) or a replay"}
 
 
 def _n(schema: dict) -> dict:
@@ -33,22 +37,25 @@ SCHEMAS = {
     "Prices": _obj({"count": INT, "prices": _list("Ticker")}),
     "Candle": _obj({"symbol": STR, "window_seconds": INT, "window_start": TIME, "window_end": TIME, "open": NUM,
                     "high": NUM, "low": NUM, "close": NUM, "volume": NUM, "vwap": NUM, "trade_count": INT,
-                    "buy_volume": NUM, "sell_volume": NUM}),
-    "Ohlcv": _obj({"symbol": STR, "window_seconds": {"type": "integer", "enum": [60, 300, 900]}, "count": INT,
-                   "candles": _list("Candle"), "open_candle": {**_ref("Candle"), "nullable": True}}),
+                    "buy_volume": NUM, "sell_volume": NUM}, {"source": SOURCE_NAME}),
+    "Ohlcv": _obj({"symbol": STR, "window_seconds": {"type": "integer", "enum": [60, 300, 900]}, "source": SOURCE_NAME,
+                   "count": INT, "candles": _list("Candle"), "open_candle": {**_ref("Candle"), "nullable": True}}),
     "Trade": _obj({"trade_id": STR, "symbol": STR, "price": NUM, "quantity": NUM,
                    "side": {"type": "string", "enum": ["BUY", "SELL"]}, "exchange": STR, "timestamp": TIME},
-                  {"trader_id": _n(STR), "sequence": _n(INT)}),
+                  {"trader_id": _n(STR), "sequence": _n(INT), "source": SOURCE_NAME}),
     "Trades": _obj({"symbol": STR, "count": INT, "trades": _list("Trade")}),
     "HistoryTrade": _obj({"trade_id": STR, "symbol": STR, "price": NUM, "quantity": NUM,
                           "side": {"type": "string", "enum": ["BUY", "SELL"]}, "exchange": STR,
-                          "trader_id": _n(STR), "sequence": _n(INT), "timestamp": TIME, "late": BOOL}),
-    "TradeHistory": _obj({"symbol": _n(STR), "count": INT, "trades": _list("HistoryTrade")}),
+                          "trader_id": _n(STR), "sequence": _n(INT), "timestamp": TIME, "late": BOOL,
+                          "source": SOURCE_NAME}),
+    "TradeHistory": _obj({"symbol": _n(STR), "source": _n(SOURCE_NAME), "count": INT,
+                          "trades": _list("HistoryTrade")}),
     "Alert": _obj({"alert_id": STR, "alert_type": STR, "severity": STR, "symbol": STR, "price": NUM,
                    "reference": NUM, "deviation": NUM, "trade_id": STR, "timestamp": TIME, "message": STR,
                    "side": STR, "quantity": NUM, "status": STR, "delivery_status": _n(STR),
                    "delivery_attempts": INT, "delivered_at": _n(TIME), "last_error": _n(STR), "acknowledged": BOOL,
-                   "acknowledged_at": _n(TIME), "acknowledged_by": _n(STR)}),
+                   "acknowledged_at": _n(TIME), "acknowledged_by": _n(STR), "source": SOURCE_NAME}),
+    "Sources": _obj({"live": SOURCE_NAME, "sources": {"type": "array", "items": SOURCE_NAME}}),
     "Alerts": _obj({"count": INT, "alerts": _list("Alert")}),
     "Mover": _obj({"symbol": STR, "price": NUM, "change_pct": NUM, "volume": NUM, "trade_count": INT}),
     "Movers": _obj({"gainers": _list("Mover"), "losers": _list("Mover"), "most_active": _list("Mover")}),
@@ -69,7 +76,7 @@ SCHEMAS = {
     "Breaker": _obj({"symbol": STR, "state": {"type": "string", "enum": ["CLOSED", "HALF_OPEN", "OPEN"]},
                      "since": _n(NUM), "trips": INT},
                     {"since_iso": _n(TIME), "last_alert_id": _n(STR)}),
-    "Breakers": _obj({"count": INT, "open": INT, "breakers": _list("Breaker")}),
+    "Breakers": _obj({"source": SOURCE_NAME, "count": INT, "open": INT, "breakers": _list("Breaker")}),
     "Health": {**_obj({"status": {"type": "string", "enum": ["ok", "degraded", "down"]}},
                       {"pipeline": {"type": "string", "enum": ["ok", "stale", "stopped", "down"]},
                        "message": STR, "redis": BOOL, "database": BOOL, "last_trade_age_seconds": _n(NUM),
@@ -88,6 +95,10 @@ def _param(name: str, where: str, schema: dict, description: str, required: bool
 SYMBOL = _param("symbol", "path", {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._/\\-]{0,23}$"},
                 "instrument symbol, e.g. AAPL or BTC-USD (case-insensitive)")
 START = _param("start", "query", STR, "inclusive lower bound: ISO-8601 (UTC if no offset) or epoch seconds")
+ANY_SOURCE = _param("source", "query", {"type": "string", "maxLength": SOURCE_MAX},
+                    "only this source of trades (case-insensitive; default: every source)")
+LIVE_SOURCE = _param("source", "query", {"type": "string", "maxLength": SOURCE_MAX},
+                     "the source of trades (case-insensitive; default: the live source, STOCKIT_SOURCE)")
 END = _param("end", "query", STR, "exclusive upper bound: ISO-8601 or epoch seconds; later than start")
 
 
@@ -134,11 +145,16 @@ PATHS = {
         [SYMBOL, _param("window_seconds", "query", {"type": "integer", "enum": [60, 300, 900], "default": 60},
                         "candle size in seconds"), _limit(120, 5000, "finalized candles (the newest in range)"),
          START, END, _param("include_open", "query", {"type": "boolean", "default": True},
-                            "also return the open (not yet final) candle from the speed layer")],
-        {}, "candles", "Finalized candles from PostgreSQL, oldest first, and the open candle from Redis."),
+                            "also return the open (not yet final) candle from the speed layer (live source "
+                            "only)"), LIVE_SOURCE],
+        {}, "candles", "Finalized candles of one source from PostgreSQL, oldest first, and the live source's "
+                       "open candle from Redis (null for another source)."),
     "/trades/history": _op("Stored trades, newest first", "TradeHistory",
                            [_param("symbol", "query", STR, "only this symbol"), START, END,
-                            _limit(100, 10000, "trades")], {}, "trades"),
+                            _limit(100, 10000, "trades"), ANY_SOURCE], {}, "trades"),
+    "/sources": _op("Sources of trades: the live one and those with stored candles", "Sources", [], {}, "candles",
+                    "Each source (the live feed, each replay) has its own event-time clock; candles and "
+                    "alerts carry it. Replay one with `stockit replay FILE.csv --source NAME`."),
     "/trades/{symbol}": _op("Recent trades of one symbol (speed layer), newest first", "Trades",
                             [SYMBOL, _limit(50, 100, "trades")], {}, "trades"),
     "/trades/{symbol}/pressure": _op(
@@ -158,7 +174,7 @@ PATHS = {
                     _param("type", "query", STR, "comma-separated: CIRCUIT_BREAKER, PRICE_SPIKE, VOLUME_SPIKE"),
                     _param("symbol", "query", STR, "only this symbol"),
                     _param("since", "query", STR, "only alerts at or after this time"),
-                    _limit(100, 1000, "alerts")], {}, "alerts"),
+                    _limit(100, 1000, "alerts"), ANY_SOURCE], {}, "alerts"),
     "/alerts/{alert_id}/ack": {"post": {
         "summary": "Acknowledge an alert (idempotent: the first acknowledgement is kept)", "tags": ["alerts"],
         "description": "Needs the operator or admin role. acknowledged_by records the signed-in user (or "
@@ -169,7 +185,9 @@ PATHS = {
     "/stats/movers": _op("Top gainers, losers and most active symbols", "Movers",
                          [_limit(5, 50, "symbols per list")], {}, "stats"),
     "/stats/summary": _op("Pipeline totals and status", "Summary", [], {}, "stats"),
-    "/breakers": _op("Circuit-breaker state of every symbol", "Breakers", [], {}, "market"),
+    "/breakers": _op("Circuit-breaker state of every symbol of one source", "Breakers", [LIVE_SOURCE], {}, "market",
+                     "The live source's breakers as of now; another source's (a replay's) as its alerts left "
+                     "them."),
     "/health": _op("Health of the web app, its stores and the pipeline workers", "Health", [], {}, "ops",
                    "200 when Redis and PostgreSQL answer (status ok or degraded), 503 when either does not."),
     "/stream/prices": {"get": {

@@ -6,7 +6,7 @@ import re
 from datetime import datetime, timezone
 from typing import Iterable, Mapping, Optional
 
-from pipeline.events import SYMBOL_PATTERN
+from pipeline.events import SOURCE_MAX, SYMBOL_PATTERN, check_source
 
 _SYMBOL = re.compile(SYMBOL_PATTERN)
 _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
@@ -38,6 +38,18 @@ def symbol(value: str, name: str = "symbol") -> str:
 def optional_symbol(args: Mapping[str, str], name: str = "symbol") -> Optional[str]:
     raw = args.get(name)
     return None if raw is None or raw == "" else symbol(raw, name)
+
+
+def source(args: Mapping[str, str], default: Optional[str] = None, name: str = "source") -> Optional[str]:
+    """A source of trades (case-insensitive), or ``default`` when absent."""
+    raw = args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return check_source(raw.strip().lower())
+    except ValueError:
+        raise BadParameter(name, f"{raw[:60]!r} is not a source name (letters, digits and . _ -, up to "
+                                 f"{SOURCE_MAX} characters)") from None
 
 
 def integer(args: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:

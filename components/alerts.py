@@ -10,7 +10,8 @@ from dash import html
 from components.format import fmt_pct, fmt_price, fmt_qty, fmt_time
 from pipeline.alert_types import ALERT_KINDS, MULTIPLE, SEVERITY_LABEL, SIGMAS, TYPE_LABEL
 
-CSV_FIELDS = ("alert_id", "timestamp", "severity", "alert_type", "symbol", "price", "reference", "deviation",
+CSV_FIELDS = ("alert_id", "timestamp", "severity", "alert_type", "symbol", "source", "price", "reference",
+              "deviation",
               "side", "quantity", "message", "status", "delivery_status", "acknowledged", "acknowledged_at",
               "acknowledged_by")
 BREAKER_LABEL = {"CLOSED": "Closed", "HALF_OPEN": "Half-open", "OPEN": "Open"}
@@ -57,8 +58,8 @@ def alert_table_rows(alerts: Iterable[dict]) -> list[dict]:
             "id": a["alert_id"], "alert_id": a["alert_id"], "time": fmt_time(a["timestamp"], with_date=True),
             "severity": SEVERITY_LABEL.get(a["severity"], a["severity"]),
             "type": TYPE_LABEL.get(a["alert_type"], a["alert_type"]),
-            "symbol": a["symbol"], "price": fmt_price(a["price"]), "deviation": deviation_text(a),
-            "message": a.get("message", ""), "status": a.get("status") or "",
+            "symbol": a["symbol"], "source": a.get("source", ""), "price": fmt_price(a["price"]),
+            "deviation": deviation_text(a), "message": a.get("message", ""), "status": a.get("status") or "",
             "ack": "✓ " + (a.get("acknowledged_by") or "") if a.get("acknowledged") else "",
         })
     return rows
@@ -67,7 +68,7 @@ def alert_table_rows(alerts: Iterable[dict]) -> list[dict]:
 def alert_table_columns() -> list[dict]:
     return [{"id": k, "name": n} for k, n in (
         ("time", "Time (UTC)"), ("severity", "Severity"), ("type", "Type"), ("symbol", "Symbol"),
-        ("price", "Price"), ("deviation", "Deviation"), ("message", "Message"), ("status", "Status"),
+        ("source", "Source"), ("price", "Price"), ("deviation", "Deviation"), ("message", "Message"), ("status", "Status"),
         ("ack", "Acknowledged"))]
 
 

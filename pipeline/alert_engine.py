@@ -1,10 +1,12 @@
 """The alert engine worker: deduplicate, run each symbol's circuit breaker, route alerts.
 
-Consumes ``trade-alerts``.  For each alert: the Redis dedup window decides new or suppressed
-(suppressed alerts are counted and marked ``suppressed`` in PostgreSQL, never dropped without
-trace); the symbol's breaker advances by the alert's event time and is saved to Redis; the
-decision — and, for CRITICAL and HIGH alerts, one webhook delivery per configured URL — is stored
-in PostgreSQL; every alert is logged as one structured line.  Webhooks go out from per-URL workers
+Consumes ``trade-alerts``.  For each alert: the Redis dedup window of its (source, type, symbol)
+decides new or suppressed (suppressed alerts are counted and marked ``suppressed`` in PostgreSQL,
+never dropped without trace); the breaker of its (source, symbol) advances by the alert's event
+time and is saved to Redis; the decision — and, for CRITICAL and HIGH alerts of a source in
+``STOCKIT_WEBHOOK_SOURCES`` (default: the live one), one webhook delivery per configured URL — is
+stored in PostgreSQL; every alert is logged as one structured line.  So a replay of history never
+trips a live breaker, never suppresses a live alert, and sends no webhook unless configured to.  Webhooks go out from per-URL workers
 (``webhook_delivery``), never from this loop.
 
 Offsets are committed only after every alert of the batch is handled and stored, so a restart
@@ -57,6 +59,8 @@ def check_settings(s: Settings) -> None:
         raise SettingsError("STOCKIT_WEBHOOK_URLS is set but STOCKIT_WEBHOOK_SECRET is empty: webhooks are "
                             "never sent unsigned. Set a secret (`stockit webhook-secret` prints a new "
                             "one) or unset the URLs")
+    logger.debug("live source %s; webhooks for the alerts of %s", s.live_source,  # SettingsError if invalid
+                 ", ".join(s.webhook_source_list) or "no source")
     if s.webhook_secret:
         try:
             secret_key(s.webhook_secret)
@@ -140,6 +144,9 @@ class AlertEngine:
         self.clock = clock  # the wall clock: what the breakers *show*, heartbeats; never a breaker's state
         self.dedup = DedupPolicy({**DEFAULT_TTLS, **settings.dedup_ttl_map})
         self.policy = BreakerPolicy(settings.breaker_open_seconds, settings.breaker_probation_seconds)
+        self.live_source = settings.live_source
+        sources = settings.webhook_source_list
+        self.webhook_sources = None if sources == ("*",) else frozenset(sources)  # None: every source
         self.availability = Availability(self._availability_changed)
         self.stop_event = threading.Event()
         self.topics: Optional[AlertTopics] = None
@@ -168,7 +175,7 @@ class AlertEngine:
         self._claim = self.redis.register_script(_CLAIM)
         workers = len(s.webhook_url_list) * max(1, s.webhook_workers)
         self.history = self._wait(lambda: AlertStatusStore(s.database_url, maxconn=2 + workers), (POSTGRES,))
-        self.board = BreakerBoard(self.redis, self.policy, self.metrics)
+        self.board = BreakerBoard(self.redis, self.policy, self.metrics, self.live_source)
         self._wait(self.board.load, (REDIS,))
         self.topics = AlertTopics(s, self.metrics)
         self.deliveries = Deliveries(s, self.history, self.metrics, self.availability, self.topics.deadletter)
@@ -248,11 +255,13 @@ class AlertEngine:
     def handle(self, alert: Alert) -> str:
         """Dedup, breaker, store the decision (and the deliveries), log. Idempotent; returns the outcome."""
         m = self.metrics
-        holder = self._claim(keys=[speed_layer.dedup_key(alert.alert_type, alert.symbol)],
+        holder = self._claim(keys=[speed_layer.dedup_key(alert.alert_type, alert.symbol, alert.source)],
                              args=[alert.alert_id, int(self.dedup.ttl(alert.alert_type) * 1000)])
         duplicate = self.dedup.is_duplicate(holder.decode() if holder else None, alert.alert_id)
         breaker = self.board.apply(alert)
-        endpoints = self.deliveries.endpoints if alert.severity in ROUTED_SEVERITIES else []
+        routed = alert.severity in ROUTED_SEVERITIES and (self.webhook_sources is None
+                                                          or alert.source in self.webhook_sources)
+        endpoints = self.deliveries.endpoints if routed else []
         if duplicate:
             status = self.history.record(alert.alert_id, "suppressed")
         elif not endpoints:
@@ -268,7 +277,8 @@ class AlertEngine:
         elif outcome == "logged":
             m.webhooks.labels("skipped").inc()
         m.alerts.labels(alert.alert_type, alert.severity, outcome).inc()
-        self.board.observe(self.clock(), (alert.symbol,))
+        if alert.source == self.live_source:
+            self.board.observe(self.clock(), (alert.symbol,))
         self.handled += 1
         alert_log.info(orjson.dumps({**alert.to_wire(), "suppressed": status == "suppressed",
                                      "breaker": breaker.state}).decode())

@@ -7,8 +7,9 @@ again with backoff.  Checkpoints run on the flush thread, one at a time, overlap
 when one is durable, its offsets are committed to Kafka at once (lag reads 0 when caught up), and
 partitions it was refused are dropped: another processor owns them now.  While a checkpoint cannot
 complete, consumption pauses once ``flush_rows`` trades are buffered (memory stays bounded).
-Idle partitions are probed for their end offset so the wall clock closes windows only when a
-partition is truly caught up (``pipeline.idleness``).
+The owned partitions are probed for their end offsets so the wall clock moves a source's event time
+on only while the processor has truly caught up and that source has nothing to read
+(``pipeline.idleness``).
 """
 from __future__ import annotations
 
@@ -27,13 +28,18 @@ from pipeline.metrics import ProcessorMetrics
 from pipeline.outage import POSTGRES, Availability, retry_delay
 from pipeline.outbox import OutboxDrain
 from pipeline.partition_state import PartitionState
-from pipeline.rules import RuleBook
+from pipeline.rulesets.book import RuleBook
 from pipeline.settings import Settings
 
 logger = logging.getLogger(__name__)
 PROBE_INTERVAL = 0.5   # seconds between end-offset probes
 PROBE_MAX_GAP = 3.0    # a longer gap between probe answers breaks a partition's idle run
 IDLE_FLUSH_AFTER = 0.5  # input stopped: checkpoint at most this long after the previous one
+
+
+def _records(source) -> int:
+    """How many records of a source (valid trades, late or not) its state has taken."""
+    return source.counters["trades"] + source.counters["late"]
 
 
 class Assignment:
@@ -63,7 +69,6 @@ class Assignment:
         self._paused = False
         self._last_flush = time.monotonic()
         self._probe = kafka_io.EndOffsets(settings, settings.topic_trades)
-        self._probe_positions: dict[int, Optional[int]] = {}
         self._last_probe = 0.0
 
     @property
@@ -112,15 +117,19 @@ class Assignment:
         """On the claim thread: bump the epochs, read the checkpoints, rebuild the states."""
         claims = self._claims.claim(self.s.processor_group, self.s.topic_trades, partitions)
         sizes, grace = self.s.window_list, self.s.grace_seconds
-        return {p: (c, PartitionState.from_bytes(c.state, sizes, grace, self.rules) if c.state is not None
-                    else PartitionState(sizes, grace, self.rules)) for p, c in claims.items()}
+        return {p: (c, PartitionState.from_bytes(c.state, c.sources, sizes, grace, self.rules)
+                    if c.state is not None else PartitionState(sizes, grace, self.rules))
+                for p, c in claims.items()}
 
     def _install(self, claims: dict[int, tuple[Claim, PartitionState]]) -> dict[int, Claim]:
         for p, (claim, state) in claims.items():
             if p not in self._waiting:
                 continue  # revoked while the claim ran
             self._waiting.discard(p)
-            self.slots[p] = PartitionSlot(p, claim.epoch, state, claim.next_offset, CatchUp(PROBE_MAX_GAP))
+            catch_up = CatchUp(PROBE_MAX_GAP)
+            for name, src in state.sources.items():  # every record of theirs lies before the checkpoint
+                catch_up.consumed(name, _records(src), claim.next_offset)
+            self.slots[p] = PartitionSlot(p, claim.epoch, state, claim.next_offset, catch_up)
             self.drain.own(p, claim.epoch)
         self.availability.answered([POSTGRES])
         self._claim_failures = 0
@@ -232,28 +241,32 @@ class Assignment:
 
     # --- idleness ---------------------------------------------------------------------------------
     def advance_idle(self, touched: Iterable[PartitionSlot]) -> None:
-        """Probe end offsets of the owned partitions; let the wall clock move the truly caught-up ones."""
+        """Probe end offsets of the owned partitions; let the wall clock move on the sources that are idle
+        while the processor is truly caught up with them."""
         for slot in touched:
-            slot.catch_up.consumed()
+            for name, src in slot.state.sources.items():
+                slot.catch_up.consumed(name, _records(src), slot.next_offset)
         answer = self._probe.answer()
         if answer is not None:
             asked_at, ends = answer
             for p, end in ends.items():
                 slot = self.slots.get(p)
-                if slot is None or slot.next_offset != self._probe_positions.get(p):
-                    continue  # records arrived since the question: not idle
-                slot.catch_up.answer(asked_at, slot.next_offset, end)
+                if slot is None:
+                    continue
+                slot.catch_up.answer(asked_at, end)
                 if end is not None and slot.next_offset is not None:
                     self.metrics.lag.labels(str(p)).set(max(0, end - slot.next_offset))
         mono = time.monotonic()
         if self.slots and not self._probe.asking and mono - self._last_probe >= PROBE_INTERVAL:
             self._last_probe = mono
-            self._probe_positions = {p: slot.next_offset for p, slot in self.slots.items()}
             self._probe.ask(list(self.slots), self.clock())
         for slot in self.slots.values():
-            idle = slot.catch_up.idle_seconds
-            if idle > 0:
-                slot.state.tick(idle)
+            catch_up = slot.catch_up
+            catch_up.read_to(slot.next_offset)
+            for name, src in slot.state.sources.items():
+                idle = catch_up.idle_seconds(name)
+                if idle > 0:
+                    src.tick(idle)
 
     # --- shutdown ---------------------------------------------------------------------------------
     def close(self) -> None:

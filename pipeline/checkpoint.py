@@ -3,7 +3,9 @@
 Each assigned partition is a :class:`PartitionSlot`: the epoch this process claimed it with, its next
 offset, its state, and what it buffered since its last checkpoint.  A flush writes, in ONE
 transaction, every dirty slot's trades, candles, alerts, outbox messages (dead letters, candles,
-alerts — keyed by the source partition) and checkpoint (next offset + state).  The transaction first
+alerts — keyed by the source partition) and checkpoint (next offset + the partition's state, and the
+state of each of its trade sources that changed since the slot's previous checkpoint, in rows of
+their own: an idle source is not rewritten).  The transaction first
 locks the partitions' checkpoint rows; a partition whose epoch is no longer the slot's was claimed
 by another processor: nothing of it is written and the caller drops it.  Checkpoints never move
 backwards.
@@ -53,7 +55,8 @@ class PartitionSlot:
 
     def take(self) -> "PartitionWork":
         """What the next checkpoint makes durable; the buffers start empty again."""
-        work = PartitionWork(self.partition, self.epoch, self.next_offset, self.state.to_bytes(), self.rows,
+        state, sources = self.state.checkpoint()
+        work = PartitionWork(self.partition, self.epoch, self.next_offset, state, sources, self.rows,
                              self.candles, self.alerts, self.deadletters)
         self.rows, self.candles, self.alerts, self.deadletters = [], [], [], []
         self.dirty = False
@@ -66,6 +69,7 @@ class PartitionWork:
     epoch: int
     next_offset: Optional[int]
     state: bytes
+    sources: dict[str, bytes]  # trade source -> its state, for the sources changed since the last checkpoint
     rows: list
     candles: list
     alerts: list
@@ -161,6 +165,8 @@ class CheckpointWriter:
                                          x.next_offset, x.state):
                     raise RuntimeError(f"checkpoint of partition {x.partition} would move backwards to "
                                        f"offset {x.next_offset}: refusing to write it")
+                if x.sources:
+                    w.save_source_checkpoints(cur, s.processor_group, s.topic_trades, x.partition, x.sources)
                 result.saved[x.partition] = (x.epoch, x.next_offset)
         return result
 

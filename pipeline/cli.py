@@ -32,9 +32,12 @@ def _require(s: Settings, *names: str) -> None:
 
 def cmd_up(s: Settings, args) -> int:
     from pipeline.alert_engine import check_settings
+    from pipeline.rulesets.config import rulebook_from_settings
     from pipeline.stack.supervisor import WORKERS, up
 
     check_settings(s)  # a webhook setup the alert engine would refuse: refused before anything starts
+    rulebook_from_settings(s)  # so is a rules configuration the processor would refuse
+    s.live_source
     workers = tuple(w for w in WORKERS if not (args.no_web and w == "web"))
     if args.rate is not None:
         s = s.replace(trade_rate=args.rate)
@@ -74,6 +77,7 @@ def cmd_processor(s: Settings, args) -> int:
     from pipeline import processor
 
     _require(s, "kafka_bootstrap_servers", "redis_url", "database_url")
+    processor.rulebook(s)  # a bad rules configuration stops it here, with the key named
     processor.run(s, _stop_event())
     return 0
 
@@ -108,7 +112,7 @@ def cmd_web(s: Settings, args) -> int:
 
 
 def cmd_replay(s: Settings, args) -> int:
-    from pipeline.replay import ReplayError, parse_speed, replay
+    from pipeline.replay import ReplayError, parse_speed, replay, source_for
 
     _require(s, "kafka_bootstrap_servers")
     try:
@@ -116,13 +120,17 @@ def cmd_replay(s: Settings, args) -> int:
         path = Path(args.file)
         if not path.is_file():
             raise ReplayError(f"no such file: {path}")
-        result = replay(path, s, speed, _stop_event())
+        source = source_for(path, args.source)
+        if source == s.live_source:
+            print(f"stockit replay: source {source!r} is the live source: its trades share the live feed's "
+                  "event-time clock (any older than it are late)", file=sys.stderr)
+        result = replay(path, s, speed, _stop_event(), source=source)
     except ReplayError as exc:
         print(f"stockit replay: {exc}", file=sys.stderr)
         return 2
     rate = result.sent / result.seconds if result.seconds else 0.0
-    print(f"replayed {result.sent} trades in {result.seconds:.2f}s ({rate:,.0f}/s) to {s.topic_trades}; "
-          f"{result.bad} bad rows sent to {s.topic_deadletter}")
+    print(f"replayed {result.sent} trades of source {source!r} in {result.seconds:.2f}s ({rate:,.0f}/s) to "
+          f"{s.topic_trades}; {result.bad} bad rows sent to {s.topic_deadletter}")
     return 1 if result.bad and not result.sent else 0
 
 
@@ -205,6 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
     rp = sub.add_parser("replay", help="publish trades from a CSV file")
     rp.add_argument("file", help="CSV with timestamp,symbol,price,quantity[,side,exchange,trade_id]")
     rp.add_argument("--speed", default="max", help="N times real time, or 'max' (default)")
+    rp.add_argument("--source", help="name of the source stamped on the trades (an event-time clock of its own; "
+                                     "default: the file's name, e.g. spx-daily for 'SPX daily.csv')")
     rp.set_defaults(func=cmd_replay)
 
     db = sub.add_parser("db", help="database tasks")
@@ -223,12 +233,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from pipeline import logs
 
+    from pipeline.rulesets.config import RulesConfigError
+
     args = build_parser().parse_args(argv)
     try:
         s = Settings.from_env()
         logs.setup(s.log_level, s.log_format, args.command)
         return args.func(s, args) or 0
-    except SettingsError as exc:
+    except (SettingsError, RulesConfigError) as exc:
         print(f"stockit: {exc}", file=sys.stderr)
         return 2
 

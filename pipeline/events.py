@@ -19,6 +19,10 @@ from pipeline.alert_types import SEVERITY_BY_TYPE, SEVERITY_RANK  # noqa: F401
 
 UTC = timezone.utc
 SYMBOL_PATTERN = r"^[A-Z0-9][A-Z0-9._/\-]{0,23}$"
+# A source of trades (the live feed, each replay) keeps its own event-time clock (partition_state).
+DEFAULT_SOURCE = "live"  # the source of a trade whose record names none (and of rows stored before 006)
+SOURCE_MAX = 40  # characters
+SOURCE_PATTERN = r"^[a-z0-9][a-z0-9._\-]{0,%d}$" % (SOURCE_MAX - 1)
 MIN_TIMESTAMP = 0.0  # 1970-01-01: anything earlier is absurd
 DEFAULT_MAX_FUTURE = 300.0  # seconds a trade may be stamped ahead of the wall clock (clock skew)
 DEFAULT_MAX_RECORD_BYTES = 65536
@@ -30,6 +34,7 @@ MIN_VALUE = 1e-12
 MAX_VALUE = 1e12
 MAX_SEQUENCE = 2**63 - 1  # PostgreSQL bigint
 TRADE_ID_MAX, EXCHANGE_MAX, TRADER_ID_MAX, TIMESTAMP_MAX = 128, 32, 64, 64  # characters
+_SOURCE = re.compile(SOURCE_PATTERN)
 # C0/C1 control characters (NUL included) and lone surrogates: not storable text, or not safe to show.
 _UNSAFE_TEXT = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
@@ -46,6 +51,14 @@ class InvalidRecord(ValueError):
         super().__init__(reason)
         self.reason = reason
         self.kind = kind
+
+
+def check_source(name: str) -> str:
+    """``name`` if it can name a source of trades; else ValueError saying what a source name is."""
+    if not isinstance(name, str) or not _SOURCE.match(name) or name.endswith("\n"):
+        raise ValueError(f"{str(name)[:60]!r} is not a source name: 1 to {SOURCE_MAX} lower-case letters, "
+                         "digits and . _ -, starting with a letter or digit")
+    return name
 
 
 def iso(ts: float) -> str:
@@ -74,6 +87,7 @@ class _TradeWire(msgspec.Struct, forbid_unknown_fields=False):
     exchange: Annotated[str, msgspec.Meta(max_length=EXCHANGE_MAX)] = ""
     trader_id: Optional[Annotated[str, msgspec.Meta(max_length=TRADER_ID_MAX)]] = None
     sequence: Optional[Annotated[int, msgspec.Meta(ge=0, le=MAX_SEQUENCE)]] = None
+    source: Annotated[str, msgspec.Meta(pattern=SOURCE_PATTERN)] = DEFAULT_SOURCE
 
 
 _wire_decoder = msgspec.json.Decoder(_TradeWire)
@@ -132,7 +146,8 @@ def check_text(name: str, value: Optional[str]) -> None:
 
 
 class Trade(msgspec.Struct, frozen=True, gc=False):
-    """One executed trade. ``ts`` is event time in epoch seconds."""
+    """One executed trade. ``ts`` is event time in epoch seconds; ``source`` names the feed it came from
+    (``DEFAULT_SOURCE`` when its record names none)."""
 
     trade_id: str
     symbol: str
@@ -143,6 +158,7 @@ class Trade(msgspec.Struct, frozen=True, gc=False):
     ts: float
     trader_id: Optional[str] = None
     sequence: Optional[int] = None
+    source: str = DEFAULT_SOURCE
 
     @classmethod
     def decode(cls, raw: Optional[bytes], now: float, max_future: float = DEFAULT_MAX_FUTURE, *,
@@ -160,7 +176,7 @@ class Trade(msgspec.Struct, frozen=True, gc=False):
         except (msgspec.DecodeError, RecursionError, UnicodeDecodeError) as exc:
             raise InvalidRecord(f"bad JSON: {exc}", BAD_JSON) from None
         if b"\\" in raw or not raw.isascii():  # only escapes and non-ASCII can carry control characters
-            for name in ("trade_id", "symbol", "exchange", "trader_id"):
+            for name in ("trade_id", "symbol", "exchange", "trader_id", "source"):
                 check_text(name, getattr(w, name))
         try:
             ts = parse_iso(w.timestamp)
@@ -171,7 +187,8 @@ class Trade(msgspec.Struct, frozen=True, gc=False):
         if ts > now + max_future:
             raise InvalidRecord(f"absurd timestamp in the future: {w.timestamp} is more than {max_future:g} "
                                 "s ahead of the clock", BAD_TIMESTAMP)
-        return cls(w.trade_id, w.symbol, w.price, w.quantity, w.side, w.exchange, ts, w.trader_id, w.sequence)
+        return cls(w.trade_id, w.symbol, w.price, w.quantity, w.side, w.exchange, ts, w.trader_id, w.sequence,
+                   w.source)
 
     def to_wire(self) -> dict:
         d = {
@@ -183,6 +200,8 @@ class Trade(msgspec.Struct, frozen=True, gc=False):
             d["trader_id"] = self.trader_id
         if self.sequence is not None:
             d["sequence"] = self.sequence
+        if self.source != DEFAULT_SOURCE:  # absent on the wire means the default source
+            d["source"] = self.source
         return d
 
     def encode(self) -> bytes:
@@ -190,7 +209,7 @@ class Trade(msgspec.Struct, frozen=True, gc=False):
 
 
 class Candle(msgspec.Struct, frozen=True, gc=False):
-    """An OHLCV window of one symbol. ``window_start`` is aligned to the epoch."""
+    """An OHLCV window of one symbol from one source. ``window_start`` is aligned to the epoch."""
 
     symbol: str
     window_seconds: int
@@ -205,8 +224,10 @@ class Candle(msgspec.Struct, frozen=True, gc=False):
     trade_count: int
     buy_volume: float
     sell_volume: float
+    source: str = DEFAULT_SOURCE
 
     def key(self) -> tuple[str, int, float]:
+        """The candle's identity within its source."""
         return (self.symbol, self.window_seconds, self.window_start)
 
     def to_wire(self) -> dict:
@@ -251,6 +272,7 @@ class Alert(msgspec.Struct, frozen=True, gc=False):
     message: str
     side: str = ""        # side of the trade that raised it (whale cards show it)
     quantity: float = 0.0  # its size
+    source: str = DEFAULT_SOURCE  # the source of that trade
 
     def to_wire(self) -> dict:
         d = msgspec.structs.asdict(self)
@@ -302,6 +324,7 @@ class _AlertWire(msgspec.Struct, forbid_unknown_fields=False):
     message: str = ""
     side: str = ""
     quantity: _Finite = 0.0
+    source: Annotated[str, msgspec.Meta(pattern=SOURCE_PATTERN)] = DEFAULT_SOURCE
 
 
 _alert_decoder = msgspec.json.Decoder(_AlertWire)

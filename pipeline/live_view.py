@@ -1,8 +1,10 @@
 """What the processor shows in the Redis speed layer, batch by batch, surviving Redis outages.
 
-Per batch: the tickers and open candles of the symbols traded, their newest trades, price-series
-points (at most one a second), finalized candles and alerts, the touched partitions' counters and
-the heartbeat (also when idle, at least once a second, with the database's availability).  While
+The speed layer shows the live source (``STOCKIT_SOURCE``) only: a replay of history, beside it on
+the same partitions, never moves a ticker, the tape, a price series, an open candle, the recent
+alerts or the live channels.  Per batch: the tickers and open candles of the live symbols traded,
+their newest trades, price-series points (at most one a second), finalized candles and alerts of
+the live source, the touched partitions' counters (totals over every source) and the heartbeat (also when idle, at least once a second, with the database's availability).  While
 Redis fails, writes are skipped and retried once a second; the first write that succeeds
 re-writes the whole current picture — every symbol's ticker, open candles and newest trades, every
 partition's counters — so the speed layer is current again at once, not only for symbols traded
@@ -29,8 +31,9 @@ HEARTBEAT_EVERY = 1.0
 
 
 class LiveView:
-    def __init__(self, client: redis.Redis, metrics: ProcessorMetrics):
+    def __init__(self, client: redis.Redis, metrics: ProcessorMetrics, source: str):
         self.client = client
+        self.source = source  # the live source: the one shown
         self.writer = SpeedLayerWriter(client)
         self.metrics = metrics
         self.recent: dict[str, deque] = {}  # symbol -> newest trades, oldest first
@@ -52,15 +55,19 @@ class LiveView:
         if self.failing_since is not None and mono < self._retry_at:
             return
         full = self.failing_since is not None
+        live = self.source
+        candles = [c for c in candles if c.source == live]
+        alerts = [a for a in alerts if a.source == live]
         if not (last_by_symbol or candles or alerts or full) and mono - self._beat_at < HEARTBEAT_EVERY:
             return
         self._beat_at = mono
         if full:  # the whole current picture
-            symbols = {sym: ss for slot in slots.values() for sym, ss in slot.state.symbols.items()}
+            symbols = {sym: ss for slot in slots.values() if live in slot.state.sources
+                       for sym, ss in slot.state.sources[live].symbols.items()}
             trades = {sym: list(self.recent[sym]) for sym in symbols if sym in self.recent}
             touched = slots.values()
         else:
-            symbols = {sym: slot.state.symbols[sym] for sym, (_, slot) in last_by_symbol.items()}
+            symbols = {sym: slot.state.sources[live].symbols[sym] for sym, (_, slot) in last_by_symbol.items()}
             trades = tape
         tickers, open_candles = {}, {}
         for sym, ss in symbols.items():

@@ -2,8 +2,9 @@
 
 Wiring only.  Per batch: decode and validate each record (``Trade.decode``; invalid ones are
 dead-lettered with their reason), fold valid trades into their partition's state
-(``partition_state``), let the wall clock close windows of partitions that are truly caught up
-(``idleness``), show the batch in Redis (``live_view``).  The partitions owned, their fenced
+(``partition_state``: an event-time clock per source of trades, the rule sets of
+``rulesets.config.rulebook_from_settings``), let the wall clock move on the sources that are truly
+idle (``idleness``), show the live source's trades in Redis (``live_view``; replays are not shown).  The partitions owned, their fenced
 checkpoints and offset commits are ``assignment`` + ``checkpoint``; delivery of candles, alerts
 and dead letters to Kafka is ``outbox``.  A crash at any point loses no trade, duplicates none,
 and recomputes the same candles.
@@ -25,7 +26,8 @@ from pipeline.live_view import LiveView
 from pipeline.metrics import ProcessorMetrics
 from pipeline.outage import Availability
 from pipeline.outbox import OutboxDrain, publish_unowned
-from pipeline.rules import RuleBook, RuleConfig
+from pipeline.rulesets.book import RuleBook
+from pipeline.rulesets.config import rulebook_from_settings
 from pipeline.settings import Settings
 from pipeline.speed_layer import TRADES_KEPT
 
@@ -42,12 +44,12 @@ def deadletter_record(msg: kafka_io.Message, reason: str) -> tuple[Optional[byte
 
 
 def rulebook(s: Settings) -> RuleBook:
-    return RuleBook(RuleConfig(s.spike_pct, s.breaker_pct, s.volume_multiple, s.rolling_window,
-                               s.min_history), s.rule_override_map)
+    """The processor's rule book; a bad configuration raises RulesConfigError naming the key."""
+    return rulebook_from_settings(s)
 
 
 class Batch:
-    """What one consumed batch did, for Redis and the metrics."""
+    """What one consumed batch did, for Redis (the live source's trades) and the metrics."""
 
     __slots__ = ("records", "valid", "late", "per_symbol", "last_by_symbol", "tape", "touched", "candles",
                  "alerts")
@@ -71,6 +73,7 @@ class Processor:
         self.s = settings
         self.metrics = metrics or ProcessorMetrics()
         self.clock = clock
+        self.live_source = settings.live_source
         self.availability = Availability()
         self.drain = OutboxDrain(settings, self.metrics)
         self.partitions = Assignment(settings, rulebook(settings), self.metrics, self.availability,
@@ -82,7 +85,7 @@ class Processor:
     # --- lifecycle -------------------------------------------------------------------------------
     def open(self) -> None:
         s = self.s
-        self.live = LiveView(speed_layer.connect(s.redis_url), self.metrics)
+        self.live = LiveView(speed_layer.connect(s.redis_url), self.metrics, self.live_source)
         try:
             publish_unowned(s, self.drain.store)
         except Exception as exc:  # noqa: BLE001 - best effort: retried at the next start
@@ -144,7 +147,7 @@ class Processor:
         """Decode each record and fold it into its partition's state (the per-trade hot path)."""
         b = Batch(len(msgs))
         slots = self.partitions.slots
-        max_future, max_bytes = self.s.max_future_seconds, self.s.max_record_bytes
+        max_future, max_bytes, live = self.s.max_future_seconds, self.s.max_record_bytes, self.live_source
         per_symbol, last_by_symbol, tape, touched = b.per_symbol, b.last_by_symbol, b.tape, b.touched
         for msg in msgs:
             slot = slots.get(msg.partition())
@@ -156,7 +159,7 @@ class Processor:
             try:
                 trade = Trade.decode(msg.value(), now, max_future, max_bytes=max_bytes)
             except InvalidRecord as exc:
-                slot.state.counters["invalid"] += 1
+                slot.state.count_invalid()
                 slot.deadletters.append(deadletter_record(msg, exc.reason))
                 self.metrics.deadletter.labels(exc.kind).inc()
                 continue
@@ -166,6 +169,8 @@ class Processor:
             per_symbol[sym] = per_symbol.get(sym, 0) + 1
             if not fresh:
                 b.late += 1
+                continue
+            if trade.source != live:
                 continue
             last_by_symbol[sym] = (trade, slot)
             lst = tape.get(sym)

@@ -58,12 +58,13 @@ def run(settings: Settings, stop: threading.Event, limit: Optional[int] = None,
     if serve_metrics:
         serve(metrics.registry, settings.metrics_host, settings.producer_metrics_port)
     seed = settings.seed or int(time.time() * 1000) % 2**31
-    sim = MarketSimulator(settings.symbol_list, seed=seed, event_rate=settings.event_rate)
+    sim = MarketSimulator(settings.symbol_list, seed=seed, event_rate=settings.event_rate,
+                          source=settings.live_source)
     pub = TradePublisher(kafka_io.Publisher(settings), settings.topic_trades, metrics)
     rate = settings.trade_rate
     redis_client = _redis_or_none(settings)
-    logger.info("producer: %s at %s trades/s (seed %d) -> %s", ",".join(settings.symbol_list),
-                rate or "max", seed, settings.topic_trades)
+    logger.info("producer: %s at %s trades/s (seed %d, source %s) -> %s", ",".join(settings.symbol_list),
+                rate or "max", seed, sim.source, settings.topic_trades)
     start = time.time()
     last_beat = 0.0
     try:

@@ -1,8 +1,12 @@
-"""Replay trades from a CSV file into ``raw-trades`` (``stockit replay FILE.csv --speed N|max``).
+"""Replay trades from a CSV file into ``raw-trades``: ``stockit replay FILE.csv [--source NAME] [--speed N|max]``.
 
-Columns: ``timestamp,symbol,price,quantity`` and optionally ``side,exchange,trade_id``.  A missing
-trade id is derived from the row's content and how many identical rows came before it, so the
-same file replayed twice yields the same ids and the history stays free of duplicates.  A missing
+Columns: ``timestamp,symbol,price,quantity`` and optionally ``side,exchange,trade_id``.  Every trade
+is stamped with the replay's *source* (``--source NAME``, by default the file's name: ``SPX daily.csv``
+-> ``spx-daily``), which gives it an event-time clock of its own in the processor: years-old history
+replayed beside live trades is neither late because of them nor makes them late, and its candles and
+alerts carry the source's name.  A missing trade id is derived from the row's content, the source
+and how many identical rows came before it, so the same file replayed twice under the same source
+yields the same ids and the history stays free of duplicates.  A missing
 side is inferred by the tick rule (up-tick BUY, down-tick SELL).  Every row passes the same gate as
 a record on ``raw-trades`` (``Trade.decode``: bounds, text, future timestamps); rows that cannot
 become a trade — unreadable CSV, invalid UTF-8, NUL bytes, absurd values included — go to the
@@ -27,8 +31,9 @@ from typing import Callable, Iterable, Iterator, Optional, TextIO, Union
 
 import orjson
 
-from pipeline.events import (BAD_TIMESTAMP, DEFAULT_MAX_FUTURE, DEFAULT_MAX_RECORD_BYTES, INVALID_FIELD,
-                             SYMBOL_PATTERN, InvalidRecord, Trade, check_text, iso, parse_iso)
+from pipeline.events import (BAD_TIMESTAMP, DEFAULT_MAX_FUTURE, DEFAULT_MAX_RECORD_BYTES, DEFAULT_SOURCE,
+                             INVALID_FIELD, SOURCE_MAX, SYMBOL_PATTERN, InvalidRecord, Trade, check_source,
+                             check_text, iso, parse_iso)
 from pipeline.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -68,6 +73,22 @@ def parse_timestamp(text: str) -> float:
     return value / 1000.0 if value > 1e11 else value  # epoch milliseconds or seconds
 
 
+def source_for(path: Path, name: Optional[str] = None) -> str:
+    """The source a replay stamps on its trades: ``name`` (lower-cased), else the file's name made into
+    one (``SPX daily (2015).csv`` -> ``spx-daily-2015``).  ReplayError when neither is a source name."""
+    if name is not None:
+        try:
+            return check_source(name.strip().lower())
+        except ValueError as exc:
+            raise ReplayError(f"--source: {exc}") from None
+    derived = re.sub(r"[^a-z0-9._-]+", "-", path.stem.lower()).strip("-._")[:SOURCE_MAX].rstrip("-._")
+    try:
+        return check_source(derived)
+    except ValueError:
+        raise ReplayError(f"cannot name a source after the file {printable(path.name, 80)!r}: "
+                          "give one with --source NAME") from None
+
+
 def parse_speed(text: str) -> Optional[float]:
     """'max' -> None (no pacing); a positive number -> that multiple of real time."""
     if text.strip().lower() == "max":
@@ -82,8 +103,9 @@ def parse_speed(text: str) -> Optional[float]:
 
 
 def read_trades(stream: TextIO, now: Callable[[], float] = time.time, max_future: float = DEFAULT_MAX_FUTURE,
-                max_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> Iterator[Union[Trade, BadRow]]:
-    """Trades (or BadRows) in file order; only a file without the required columns raises."""
+                max_bytes: int = DEFAULT_MAX_RECORD_BYTES, source: str = DEFAULT_SOURCE
+                ) -> Iterator[Union[Trade, BadRow]]:
+    """Trades of ``source`` (or BadRows) in file order; only a file without the required columns raises."""
     reader = csv.DictReader(stream)
     try:
         fieldnames = reader.fieldnames
@@ -108,7 +130,7 @@ def read_trades(stream: TextIO, now: Callable[[], float] = time.time, max_future
             continue
         line = reader.line_num
         try:
-            yield _to_trade(row, seen, last, now(), max_future, max_bytes)
+            yield _to_trade(row, seen, last, now(), max_future, max_bytes, source)
         except InvalidRecord as exc:
             yield BadRow(line, printable(exc.reason, 300), _shown(row), exc.kind)
         except (ValueError, TypeError, OverflowError, OSError) as exc:
@@ -125,7 +147,8 @@ def _shown(row: dict) -> dict:
     return {k: printable(v) if isinstance(v, str) else v for k, v in row.items() if k is not None}
 
 
-def _to_trade(row: dict, seen: dict, last: dict, now: float, max_future: float, max_bytes: int) -> Trade:
+def _to_trade(row: dict, seen: dict, last: dict, now: float, max_future: float, max_bytes: int,
+              source: str) -> Trade:
     def field(name: str) -> str:
         value = (row.get(name) or "").strip()
         if not value and name in REQUIRED:
@@ -161,7 +184,8 @@ def _to_trade(row: dict, seen: dict, last: dict, now: float, max_future: float, 
     exchange = field("exchange")
     trade_id = field("trade_id")
     if not trade_id:
-        content = (ts, symbol, price, quantity, side, exchange)
+        # The default source keeps the ids replays derived before sources existed.
+        content = (ts, symbol, price, quantity, side, exchange) + ((source,) if source != DEFAULT_SOURCE else ())
         n = seen.get(content, 0)
         seen[content] = n + 1
         digest = hashlib.sha1(repr((*content, n)).encode("utf-8", "surrogateescape")).hexdigest()[:20]
@@ -174,7 +198,7 @@ def _to_trade(row: dict, seen: dict, last: dict, now: float, max_future: float, 
         raise InvalidRecord(f"absurd timestamp {shown!r}", BAD_TIMESTAMP) from None
     check_text("trade_id", trade_id)
     check_text("exchange", exchange)
-    wire = Trade(trade_id, symbol, price, quantity, side, exchange, ts).encode()
+    wire = Trade(trade_id, symbol, price, quantity, side, exchange, ts, source=source).encode()
     trade = Trade.decode(wire, now, max_future, max_bytes=max_bytes)
     last[symbol] = (price, side)
     return trade
@@ -189,8 +213,8 @@ class ReplayResult:
 
 
 def replay(path: Path, settings: Settings, speed: Optional[float], stop: Optional[threading.Event] = None,
-           out=print) -> ReplayResult:
-    """Publish the file's trades; bad rows go to the dead-letter topic, counted by kind."""
+           out=print, source: str = DEFAULT_SOURCE) -> ReplayResult:
+    """Publish the file's trades as ``source``; bad rows go to the dead-letter topic, counted by kind."""
     from pipeline import kafka_io
     from pipeline.producer import TradePublisher
     from pipeline.metrics import ProducerMetrics
@@ -204,7 +228,7 @@ def replay(path: Path, settings: Settings, speed: Optional[float], stop: Optiona
     try:
         with open_csv(path) as f:
             for item in read_trades(f, max_future=settings.max_future_seconds,
-                                    max_bytes=settings.max_record_bytes):
+                                    max_bytes=settings.max_record_bytes, source=source):
                 if stop.is_set():
                     break
                 if isinstance(item, BadRow):
@@ -214,7 +238,8 @@ def replay(path: Path, settings: Settings, speed: Optional[float], stop: Optiona
                         out(f"{printable(str(path), 200)}:{item.line}: {item.reason} "
                             f"(sent to {settings.topic_deadletter})")
                     record = {"reason": f"replay: {item.reason}", "kind": item.kind,
-                              "source": printable(str(path), 200), "line": item.line, "value": item.raw}
+                              "file": printable(str(path), 200), "source": source, "line": item.line,
+                              "value": item.raw}
                     producer.produce(settings.topic_deadletter, orjson.dumps(record))
                     continue
                 if speed is not None:

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from pipeline.events import check_source
+
 
 class SettingsError(ValueError):
     """An environment variable holds a value that cannot be used."""
@@ -56,6 +58,8 @@ class Settings:
     trade_rate: float = _env("STOCKIT_TRADE_RATE", 50.0, "simulated trades per second (0 = as fast as possible)")
     event_rate: float = _env("STOCKIT_EVENT_RATE", 0.002, "probability per trade of an injected market event")
     seed: int = _env("STOCKIT_SEED", 0, "random seed of the simulator (0 = from the clock)")
+    source: str = _env("STOCKIT_SOURCE", "live", "the live source: the name the simulator stamps on its trades; "
+                       "the Redis speed layer, breaker metrics and the pages' defaults follow it")
 
     # --- processor ---------------------------------------------------------------------------
     grace_seconds: float = _env("STOCKIT_GRACE_SECONDS", 2.0, "lateness allowed before a window is finalized")
@@ -92,6 +96,8 @@ class Settings:
     webhook_secret: str = _env("STOCKIT_WEBHOOK_SECRET", "",
                                "Standard Webhooks signing key: whsec_ + base64 of 24-64 random bytes "
                                "(`stockit webhook-secret` makes one)", secret=True)
+    webhook_sources: str = _env("STOCKIT_WEBHOOK_SOURCES", "live", "sources whose CRITICAL and HIGH alerts "
+                                "go to the webhooks (comma-separated; * = every source)")
     webhook_attempts: int = _env("STOCKIT_WEBHOOK_ATTEMPTS", 4, "tries per webhook delivery")
     webhook_backoff: float = _env("STOCKIT_WEBHOOK_BACKOFF", 0.5, "first retry delay, doubled each try")
     webhook_timeout: float = _env("STOCKIT_WEBHOOK_TIMEOUT", 5.0,
@@ -185,6 +191,24 @@ class Settings:
         if not isinstance(data, dict):
             raise SettingsError("STOCKIT_RULE_OVERRIDES must be a JSON object")
         return data
+
+    @property
+    def live_source(self) -> str:
+        try:
+            return check_source(self.source)
+        except ValueError as exc:
+            raise SettingsError(f"STOCKIT_SOURCE: {exc}") from None
+
+    @property
+    def webhook_source_list(self) -> tuple[str, ...]:
+        """The sources whose alerts are sent to webhooks; ("*",) means every source."""
+        names = tuple(dict.fromkeys(n.strip() for n in self.webhook_sources.split(",") if n.strip()))
+        if names == ("*",):
+            return names
+        try:
+            return tuple(check_source(n) for n in names)
+        except ValueError as exc:
+            raise SettingsError(f"STOCKIT_WEBHOOK_SOURCES: {exc} (or * for every source)") from None
 
     @property
     def webhook_url_list(self) -> list[str]:

@@ -12,7 +12,7 @@ import random
 from dataclasses import dataclass
 from typing import Iterable, Optional
 
-from pipeline.events import Trade
+from pipeline.events import DEFAULT_SOURCE, Trade
 
 SECONDS_PER_YEAR = 365.25 * 86400
 
@@ -55,7 +55,7 @@ class MarketSimulator:
     SIZE_SIGMA = 0.35  # lognormal spread of trade sizes: natural 3x volume spikes stay rare
 
     def __init__(self, symbols: Iterable[str], seed: int = 0, event_rate: float = 0.0,
-                 start_prices: Optional[dict[str, float]] = None):
+                 start_prices: Optional[dict[str, float]] = None, source: str = DEFAULT_SOURCE):
         # seed 0 means "not seeded": draw from OS entropy so every run gets its own run_id and trade ids.
         self.rng = random.Random(seed or None)
         self.profiles = [profile_for(s) for s in symbols]
@@ -66,6 +66,7 @@ class MarketSimulator:
         self.event_rate = event_rate
         self.sequence = 0
         self.run_id = f"{seed:x}" if seed else f"{self.rng.getrandbits(40):x}"
+        self.source = source  # stamped on every trade
 
     def next_trade(self, now: float) -> tuple[Trade, Optional[str]]:
         """The next trade at time ``now`` and the market event it carries (None, 'price_jump', 'whale')."""
@@ -87,7 +88,7 @@ class MarketSimulator:
         self.sequence += 1
         trade = Trade(f"{self.run_id}-{self.sequence}", p.symbol, price, size,
                       "BUY" if rng.random() < 0.5 else "SELL", p.exchange, now,
-                      f"T{rng.randrange(1, 500):04d}", self.sequence)
+                      f"T{rng.randrange(1, 500):04d}", self.sequence, self.source)
         return trade, event
 
     def _step(self, p: SymbolProfile, now: float) -> float:

@@ -11,9 +11,16 @@ Keys (all under ``stockit:``):
 ``alerts:recent``                list, newest first, of the last 200 alerts (wire JSON)
 ``summary``                      hash of per-partition running totals ``p{N}:{counter}``, summed on read
 ``breakers``                     hash symbol -> JSON breaker state (written by the alert engine)
+``breakers:{SOURCE}``            the same for the alerts of another source than the default one
 ``dedup:{TYPE}:{SYM}``           alert id owning the dedup window, with the window's TTL (alert engine)
+``dedup:{SOURCE}:{TYPE}:{SYM}``  the same for the alerts of another source than the default one
 ``heartbeat:{WORKER}``           JSON {ts, ...} with a 30 s TTL: absent or old means the worker stopped
 ===============================  =====================================================================
+
+Everything but ``breakers`` and ``dedup`` shows the live source only (``STOCKIT_SOURCE``): a replay is
+not shown in the speed layer.  The alert engine keeps breakers and dedup windows per (source,
+symbol), so a replay never trips a live breaker nor suppresses a live alert; the keys of the
+default source (``events.DEFAULT_SOURCE``) keep the names they had before sources existed.
 
 Live push: the processor publishes each batch's tickers on channel ``stockit:live:prices``, each
 alert on ``stockit:live:alerts`` and each finalized candle on ``stockit:live:aggregates``.
@@ -26,6 +33,8 @@ from typing import Iterable, Optional
 
 import orjson
 import redis
+
+from pipeline.events import DEFAULT_SOURCE
 
 logger = logging.getLogger(__name__)
 
@@ -55,8 +64,15 @@ def candle_key(symbol: str, seconds: int) -> str:
     return f"{PREFIX}candle:{symbol}:{seconds}"
 
 
-def dedup_key(alert_type: str, symbol: str) -> str:
-    return f"{PREFIX}dedup:{alert_type}:{symbol}"
+def dedup_key(alert_type: str, symbol: str, source: str = DEFAULT_SOURCE) -> str:
+    if source == DEFAULT_SOURCE:
+        return f"{PREFIX}dedup:{alert_type}:{symbol}"
+    return f"{PREFIX}dedup:{source}:{alert_type}:{symbol}"
+
+
+def breakers_key(source: str = DEFAULT_SOURCE) -> str:
+    """The hash of the breakers of one source's symbols."""
+    return BREAKERS if source == DEFAULT_SOURCE else f"{BREAKERS}:{source}"
 
 
 def heartbeat_key(worker: str) -> str:
@@ -146,8 +162,8 @@ class SpeedLayerReader:
             out[name] = out.get(name, 0) + float(v)
         return out
 
-    def breakers(self) -> dict[str, dict]:
-        return {k.decode(): orjson.loads(v) for k, v in self.client.hgetall(BREAKERS).items()}
+    def breakers(self, source: str = DEFAULT_SOURCE) -> dict[str, dict]:
+        return {k.decode(): orjson.loads(v) for k, v in self.client.hgetall(breakers_key(source)).items()}
 
     def heartbeat(self, worker: str) -> Optional[dict]:
         raw = self.client.get(heartbeat_key(worker))

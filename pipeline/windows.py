@@ -11,7 +11,7 @@ from typing import Iterable
 
 import msgspec
 
-from pipeline.events import Candle
+from pipeline.events import DEFAULT_SOURCE, Candle
 
 
 def window_start(ts: float, size: int) -> float:
@@ -56,11 +56,12 @@ class WindowsSnapshot(msgspec.Struct, frozen=True):
 class CandleAccumulator:
     """Running OHLCV and VWAP of one window. Trades may arrive out of order within it."""
 
-    __slots__ = ("symbol", "size", "start", "open", "open_ts", "high", "low", "close", "close_ts",
+    __slots__ = ("symbol", "source", "size", "start", "open", "open_ts", "high", "low", "close", "close_ts",
                  "volume", "pv", "count", "buy_volume", "sell_volume")
 
-    def __init__(self, symbol: str, size: int, start: float):
+    def __init__(self, symbol: str, size: int, start: float, source: str = DEFAULT_SOURCE):
         self.symbol = symbol
+        self.source = source
         self.size = size
         self.start = start
         self.open = self.high = self.low = self.close = 0.0
@@ -99,7 +100,7 @@ class CandleAccumulator:
         return Candle(symbol=self.symbol, window_seconds=self.size, window_start=self.start,
                       window_end=self.start + self.size, open=self.open, high=self.high, low=self.low,
                       close=self.close, volume=self.volume, vwap=self.vwap, trade_count=self.count,
-                      buy_volume=self.buy_volume, sell_volume=self.sell_volume)
+                      buy_volume=self.buy_volume, sell_volume=self.sell_volume, source=self.source)
 
     def to_state(self) -> CandleSnapshot:
         return CandleSnapshot(start=self.start, open=self.open, open_ts=self.open_ts, high=self.high, low=self.low,
@@ -107,8 +108,9 @@ class CandleAccumulator:
                               count=self.count, buy_volume=self.buy_volume, sell_volume=self.sell_volume)
 
     @classmethod
-    def from_state(cls, symbol: str, size: int, s: CandleSnapshot) -> "CandleAccumulator":
-        acc = cls(symbol, size, s.start)
+    def from_state(cls, symbol: str, size: int, s: CandleSnapshot, source: str = DEFAULT_SOURCE
+                   ) -> "CandleAccumulator":
+        acc = cls(symbol, size, s.start, source)
         acc.open, acc.open_ts, acc.high, acc.low = s.open, s.open_ts, s.high, s.low
         acc.close, acc.close_ts, acc.volume, acc.pv, acc.count = s.close, s.close_ts, s.volume, s.pv, s.count
         acc.buy_volume, acc.sell_volume = s.buy_volume, s.sell_volume
@@ -116,12 +118,13 @@ class CandleAccumulator:
 
 
 class SymbolWindows:
-    """Open windows of one symbol for each size, and how far each size is finalized."""
+    """Open windows of one symbol (of one source) for each size, and how far each size is finalized."""
 
-    __slots__ = ("symbol", "sizes", "grace", "open", "closed_through")
+    __slots__ = ("symbol", "source", "sizes", "grace", "open", "closed_through")
 
-    def __init__(self, symbol: str, sizes: Iterable[int], grace: float):
+    def __init__(self, symbol: str, sizes: Iterable[int], grace: float, source: str = DEFAULT_SOURCE):
         self.symbol = symbol
+        self.source = source
         self.sizes = check_sizes(sizes)
         self.grace = grace
         self.open: dict[int, dict[float, CandleAccumulator]] = {s: {} for s in self.sizes}
@@ -139,7 +142,7 @@ class SymbolWindows:
             windows = self.open[size]
             acc = windows.get(start)
             if acc is None:
-                acc = windows[start] = CandleAccumulator(self.symbol, size, start)
+                acc = windows[start] = CandleAccumulator(self.symbol, size, start, self.source)
             acc.add(ts, price, quantity, is_buy)
 
     def finalize(self, watermark: float) -> list[Candle]:
@@ -172,12 +175,14 @@ class SymbolWindows:
                                open={s: [acc.to_state() for acc in self.open[s].values()] for s in self.sizes})
 
     @classmethod
-    def from_state(cls, symbol: str, sizes: Iterable[int], grace: float, state: WindowsSnapshot) -> "SymbolWindows":
-        w = cls(symbol, sizes, grace)
+    def from_state(cls, symbol: str, sizes: Iterable[int], grace: float, state: WindowsSnapshot,
+                   source: str = DEFAULT_SOURCE) -> "SymbolWindows":
+        w = cls(symbol, sizes, grace, source)
         if set(state.closed_through) != set(w.sizes):
             raise ValueError(f"snapshot of {symbol} has window sizes {sorted(state.closed_through)}, "
                              f"configuration has {list(w.sizes)}")
         for size in w.sizes:
             w.closed_through[size] = state.closed_through[size]
-            w.open[size] = {a.start: CandleAccumulator.from_state(symbol, size, a) for a in state.open.get(size, ())}
+            w.open[size] = {a.start: CandleAccumulator.from_state(symbol, size, a, source)
+                            for a in state.open.get(size, ())}
         return w

@@ -1,4 +1,5 @@
-"""Alerts (/alerts): history from PostgreSQL with filters, acknowledge, CSV export; breaker states."""
+"""Alerts (/alerts): history from PostgreSQL with filters (a replay's alerts by their source), acknowledge,
+CSV export; breaker states (the live source's, or the selected source's as its alerts left them)."""
 from __future__ import annotations
 
 import time
@@ -11,7 +12,7 @@ from app import ids
 from app.access import OPERATOR
 from app.auth import current_principal, requires
 from app.guard import guarded
-from app.services import current
+from app.services import Unavailable, current
 from components import theme
 from components.alerts import alert_table_columns, alert_table_rows, alerts_csv, breaker_panel
 from components.format import fmt_time
@@ -26,12 +27,24 @@ TYPES = [{"label": "Circuit breaker", "value": "CIRCUIT_BREAKER"}, {"label": "Pr
          {"label": "Volume spike", "value": "VOLUME_SPIKE"}]
 LIMIT = 500
 FILTERS = (Input(ids.AL_SEVERITY, "value"), Input(ids.AL_TYPE, "value"), Input(ids.AL_SYMBOL, "value"),
-           Input(ids.AL_UNACKED, "value"))
+           Input(ids.AL_UNACKED, "value"), Input(ids.AL_SOURCE, "value"))
 
 
-def query(severities, types, symbol, unacked) -> list[dict]:
+def query(severities, types, symbol, unacked, source) -> list[dict]:
     return current().history(lambda h: h.alerts(unacked_only=bool(unacked), severities=severities or [],
-                                                types=types or [], symbol=symbol or None, limit=LIMIT))
+                                                types=types or [], symbol=symbol or None, limit=LIMIT,
+                                                source=source or None))
+
+
+def source_options() -> list[str]:
+    """The live source first, then every source with stored history (none when the database is away)."""
+    svc = current()
+    live = svc.settings.live_source
+    try:
+        stored = svc.history(lambda h: h.sources())
+    except Unavailable:  # the table callback shows the outage; the filter still renders
+        stored = []
+    return [live] + sorted(set(stored) - {live})
 
 
 def _ack_button() -> dbc.Button:
@@ -57,6 +70,8 @@ def layout(**_query) -> html.Div:
             dcc.Dropdown(id=ids.AL_TYPE, options=TYPES, multi=True, placeholder="All types",
                          className="filter-dropdown"),
             dcc.Dropdown(id=ids.AL_SYMBOL, options=symbols, placeholder="All symbols", className="filter-dropdown"),
+            dcc.Dropdown(id=ids.AL_SOURCE, options=source_options(), placeholder="All sources",
+                         className="filter-dropdown"),
             dbc.Switch(id=ids.AL_UNACKED, label="Unacknowledged only", value=False),
             _ack_button(),
             dbc.Button("Export CSV", id=ids.AL_EXPORT, color="secondary", size="sm", outline=True),
@@ -92,8 +107,8 @@ def layout(**_query) -> html.Div:
           *FILTERS, Input(ids.AL_INTERVAL, "n_intervals"), Input(ids.AL_ACK_RESULT, "children"),
           State(ids.AL_TABLE, "selected_row_ids"))
 @guarded(lambda exc: ([], [], "Alert history unavailable: the database cannot be reached."))
-def refresh(severities, types, symbol, unacked, _n, _ack, selected_ids):
-    rows = alert_table_rows(query(severities, types, symbol, unacked))
+def refresh(severities, types, symbol, unacked, source, _n, _ack, selected_ids):
+    rows = alert_table_rows(query(severities, types, symbol, unacked, source))
     keep = set(selected_ids or [])
     selected = [i for i, r in enumerate(rows) if r["id"] in keep]
     unacked_count = sum(1 for r in rows if not r["ack"])
@@ -117,18 +132,21 @@ def acknowledge(_clicks, selected_ids):
 @callback(Output(ids.AL_DOWNLOAD, "data"), Input(ids.AL_EXPORT, "n_clicks"),
           *[State(i.component_id, i.component_property) for i in FILTERS], prevent_initial_call=True)
 @guarded(lambda exc: dash.no_update)
-def export(_clicks, severities, types, symbol, unacked):
-    alerts = query(severities, types, symbol, unacked)
+def export(_clicks, severities, types, symbol, unacked, source):
+    alerts = query(severities, types, symbol, unacked, source)
     return dcc.send_string(alerts_csv(alerts), f"stockit-alerts-{time.strftime('%Y%m%d-%H%M%S')}.csv",
                            type="text/csv")
 
 
-@callback(Output(ids.AL_BREAKERS, "children"), Input(ids.AL_INTERVAL, "n_intervals"))
+@callback(Output(ids.AL_BREAKERS, "children"), Input(ids.AL_INTERVAL, "n_intervals"),
+          Input(ids.AL_SOURCE, "value"))
 @guarded(lambda exc: html.Div("Breaker states unavailable: Redis cannot be reached.", className="empty"))
-def breakers(_n):
+def breakers(_n, source):
     svc = current()
-    raw = svc.speed(lambda r: r.breakers())
     s = svc.settings
-    rows = market.breaker_view(raw, svc.symbols(), time.time(),
+    live = (source or s.live_source) == s.live_source
+    raw = svc.speed(lambda r: r.breakers(source or s.live_source))
+    # A replay's breakers as its alerts left them: the wall clock is not their time.
+    rows = market.breaker_view(raw, svc.symbols() if live else (), time.time() if live else None,
                                BreakerPolicy(s.breaker_open_seconds, s.breaker_probation_seconds))
     return breaker_panel(rows)

@@ -1,5 +1,6 @@
 """Watchlist (/): live prices, candlestick chart with VWAP, volume and switchable indicators (Bollinger,
-RSI, MACD), simulated book, tape, alert feed."""
+RSI, MACD), simulated book, tape, alert feed.  The chart shows the live source's candles, or those of a
+replayed source chosen beside the symbol (its symbols then fill the symbol selector)."""
 from __future__ import annotations
 
 import dash
@@ -10,7 +11,7 @@ from dash_extensions import WebSocket
 from app import ids
 from app.guard import guarded
 from app.live_page import ws_url_function
-from app.services import current
+from app.services import Unavailable, current
 from components.alerts import alert_feed
 from components.candles import (INDICATOR_TOGGLES, INDICATORS, candlestick_figure, chart_box_class,
                                 merge_open_candle, x_range_change)
@@ -36,6 +37,17 @@ def _snapshot(symbols: list[str]) -> tuple[dict, dict]:
     except Exception:  # noqa: BLE001 - Redis down: the banner says so, the page still renders
         prices, series = {}, {}
     return prices, series
+
+
+def _sources() -> list[str]:
+    """The live source first, then every source with stored candles (none while the database is away)."""
+    svc = current()
+    live = svc.settings.live_source
+    try:
+        stored = svc.history(lambda h: h.sources())
+    except Unavailable:
+        stored = []
+    return [live] + sorted(set(stored) - {live})
 
 
 def _rows(symbols: list[str], prices: dict, series: dict, selected: str) -> list:
@@ -70,6 +82,8 @@ def layout(**_query) -> html.Div:
                 html.Div([
                     dcc.Dropdown(id=ids.WL_SYMBOL, options=symbols, value=selected, clearable=False,
                                  className="symbol-select"),
+                    dcc.Dropdown(id=ids.WL_SOURCE, options=_sources(), value=current().settings.live_source,
+                                 clearable=False, className="symbol-select", title="Source of the candles"),
                     html.Span(fmt_price(head["price"]) if head else "—", id="wl-head-price",
                               className="head-price num"),
                     html.Span(fmt_pct(head["change_pct"]) if head else "", id="wl-head-change",
@@ -157,24 +171,40 @@ def refresh_sparklines(_n, spark_ids):
     return sparks, classes
 
 
-@callback(Output(ids.WL_TABLE, "children"), Output(ids.WL_PRICE_STORE, "data"), Output(ids.WL_SYMBOL, "options"),
+@callback(Output(ids.WL_TABLE, "children"), Output(ids.WL_PRICE_STORE, "data"),
           Input(ids.WL_SLOW_INTERVAL, "n_intervals"), State(ids.WL_PRICE_STORE, "data"),
           State(ids.WL_SYMBOL, "value"), prevent_initial_call=True)
 def add_new_symbols(_n, shown, selected):
     """Re-render the table only when the pipeline has started trading a symbol not listed yet."""
     symbols = current().symbols()
     if symbols == shown:
-        return dash.no_update, dash.no_update, dash.no_update
+        return dash.no_update, dash.no_update
     prices, series = _snapshot(symbols)
-    return _rows(symbols, prices, series, selected), symbols, symbols
+    return _rows(symbols, prices, series, selected), symbols
+
+
+@callback(Output(ids.WL_SYMBOL, "options"), Output(ids.WL_SYMBOL, "value", allow_duplicate=True),
+          Input(ids.WL_SOURCE, "value"), Input(ids.WL_PRICE_STORE, "data"), State(ids.WL_SYMBOL, "value"),
+          prevent_initial_call=True)
+@guarded(lambda exc: (dash.no_update, dash.no_update))
+def symbol_options(source, live_symbols, selected):
+    """The live symbols for the live source; a replayed source's own symbols (with candles) for it."""
+    svc = current()
+    if source == svc.settings.live_source:
+        symbols = live_symbols or []
+    else:
+        symbols = svc.history(lambda h: h.symbols(source))
+    if selected in symbols or not symbols:
+        return symbols, dash.no_update
+    return symbols, symbols[0]
 
 
 @callback(Output(ids.WL_CHART, "figure"), Output(ids.WL_CHART_DRAWN, "data"),
           Output(ids.WL_CHART_BOX, "className"), Input(ids.WL_SYMBOL, "value"), Input("wl-window", "value"),
           Input(ids.WL_INDICATORS, "value"), Input(ids.WL_FAST_INTERVAL, "n_intervals"),
-          State(ids.WL_CHART_DRAWN, "data"), State(ids.WL_CHART_RANGE, "data"))
+          Input(ids.WL_SOURCE, "value"), State(ids.WL_CHART_DRAWN, "data"), State(ids.WL_CHART_RANGE, "data"))
 @guarded(lambda exc: (dash.no_update, dash.no_update, dash.no_update))
-def refresh_chart(symbol, window, indicators, _n, drawn, zoomed):
+def refresh_chart(symbol, window, indicators, _n, source, drawn, zoomed):
     """Draw the chart when what it shows changes; on a refresh of the same chart replace only its traces.
 
     dcc.Graph keeps the user's zoom and pan in the figure's layout: a whole new figure every refresh
@@ -185,17 +215,21 @@ def refresh_chart(symbol, window, indicators, _n, drawn, zoomed):
     if not symbol:
         return dash.no_update, dash.no_update, dash.no_update
     svc = current()
+    live = svc.settings.live_source
+    source = source or live
     try:
-        candles = svc.history(lambda h: h.candles(symbol, window, limit=120))
+        candles = svc.history(lambda h: h.candles(symbol, window, limit=120, source=source))
     except Exception:  # noqa: BLE001 - history down: still show the open candle
         candles = []
-    open_candle = svc.speed(lambda r: r.open_candle(symbol, window))
+    open_candle = svc.speed(lambda r: r.open_candle(symbol, window)) if source == live else None
     shown = merge_open_candle(candles, open_candle)
     indicators = sorted(indicators or [])
-    chart = f"{symbol}:{window}:{'candles' if shown else 'empty'}:{','.join(indicators)}"
+    view = _view(symbol, window, source, live)
+    chart = f"{view}:{'candles' if shown else 'empty'}:{','.join(indicators)}"
     same_view = bool(drawn) and chart != drawn and drawn.rsplit(":", 1)[0] == chart.rsplit(":", 1)[0]
-    figure = candlestick_figure(shown, symbol, window, uirevision=f"{symbol}:{window}", indicators=indicators,
-                                x_range=_zoom_of(zoomed, f"{symbol}:{window}") if same_view else None)
+    title = symbol if source == live else f"{symbol} · {source}"
+    figure = candlestick_figure(shown, title, window, uirevision=view, indicators=indicators,
+                                x_range=_zoom_of(zoomed, view) if same_view else None)
     if chart != drawn:
         return figure, chart, chart_box_class(indicators)
     traces = Patch()
@@ -203,18 +237,25 @@ def refresh_chart(symbol, window, indicators, _n, drawn, zoomed):
     return traces, dash.no_update, dash.no_update
 
 
+def _view(symbol: str, window: int, source: str, live: str) -> str:
+    """What the chart shows: the live source's symbol and window keep the names they had before sources."""
+    return f"{symbol}:{window}" if source == live else f"{symbol}:{window}:{source}"
+
+
 def _zoom_of(zoomed, view: str):
     return zoomed["range"] if zoomed and zoomed.get("view") == view else None
 
 
 @callback(Output(ids.WL_CHART_RANGE, "data"), Input(ids.WL_CHART, "relayoutData"),
-          State(ids.WL_SYMBOL, "value"), State("wl-window", "value"), prevent_initial_call=True)
-def remember_zoom(relayout, symbol, window):
-    """Keep the user's time range of this symbol and window apart from other relayout events."""
+          State(ids.WL_SYMBOL, "value"), State("wl-window", "value"), State(ids.WL_SOURCE, "value"),
+          prevent_initial_call=True)
+def remember_zoom(relayout, symbol, window, source):
+    """Keep the user's time range of this symbol, window and source apart from other relayout events."""
     change = x_range_change(relayout)
     if change is None:
         return dash.no_update
-    return {"view": f"{symbol}:{window}", "range": change or None}
+    live = current().settings.live_source
+    return {"view": _view(symbol, window, source or live, live), "range": change or None}
 
 
 @callback(Output(ids.WL_BOOK, "children"), Output(ids.WL_TAPE, "children"), Input(ids.WL_SYMBOL, "value"),

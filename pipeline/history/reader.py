@@ -1,9 +1,31 @@
-"""The web app's side of PostgreSQL: history queries and acknowledgements, as JSON-able dicts."""
+"""The web app's side of PostgreSQL: history queries and acknowledgements, as JSON-able dicts.
+
+Candles are always of one source (a replay's and the live feed's candles of a symbol would otherwise
+interleave); trades and alerts are of every source unless one is asked for, and carry theirs.
+"""
 from __future__ import annotations
 
 from typing import Optional, Sequence
 
+from pipeline.events import DEFAULT_SOURCE
 from pipeline.history import Pool, iso
+
+# Distinct values of a leading index column without reading every row (a loose index scan).
+_DISTINCT_SOURCES = """
+WITH RECURSIVE s AS (
+    (SELECT source FROM candles ORDER BY source LIMIT 1)
+    UNION ALL
+    SELECT (SELECT c.source FROM candles c WHERE c.source > s.source ORDER BY c.source LIMIT 1) FROM s
+     WHERE s.source IS NOT NULL)
+SELECT source FROM s WHERE source IS NOT NULL"""
+_DISTINCT_SYMBOLS = """
+WITH RECURSIVE s AS (
+    (SELECT symbol FROM candles WHERE source = %(source)s ORDER BY symbol LIMIT 1)
+    UNION ALL
+    SELECT (SELECT c.symbol FROM candles c WHERE c.source = %(source)s AND c.symbol > s.symbol
+             ORDER BY c.symbol LIMIT 1) FROM s
+     WHERE s.symbol IS NOT NULL)
+SELECT symbol FROM s WHERE symbol IS NOT NULL"""
 
 
 class HistoryReader(Pool):
@@ -13,34 +35,36 @@ class HistoryReader(Pool):
         super().__init__(url, maxconn, "stockit-web")
 
     def candles(self, symbol: str, window_seconds: int, limit: int = 120, start: Optional[float] = None,
-                end: Optional[float] = None) -> list[dict]:
-        """Finalized candles, oldest first (the newest ``limit`` in range)."""
+                end: Optional[float] = None, source: str = DEFAULT_SOURCE) -> list[dict]:
+        """Finalized candles of one source, oldest first (the newest ``limit`` in range)."""
         with self.cursor() as cur:
             cur.execute("""
                 SELECT * FROM (
                     SELECT symbol, window_seconds, window_start, window_end, open, high, low, close, volume, vwap,
-                           trade_count, buy_volume, sell_volume
-                    FROM candles WHERE symbol = %s AND window_seconds = %s
+                           trade_count, buy_volume, sell_volume, source
+                    FROM candles WHERE source = %s AND symbol = %s AND window_seconds = %s
                       AND (%s::float8 IS NULL OR window_start >= to_timestamp(%s))
                       AND (%s::float8 IS NULL OR window_start < to_timestamp(%s))
                     ORDER BY window_start DESC LIMIT %s) c ORDER BY window_start""",
-                        (symbol, window_seconds, start, start, end, end, limit))
+                        (source, symbol, window_seconds, start, start, end, end, limit))
             rows = cur.fetchall()
         for r in rows:
             r["window_start"], r["window_end"] = iso(r["window_start"]), iso(r["window_end"])
         return rows
 
     def trades(self, symbol: Optional[str] = None, start: Optional[float] = None, end: Optional[float] = None,
-               limit: int = 100) -> list[dict]:
-        """Trades newest first."""
+               limit: int = 100, source: Optional[str] = None) -> list[dict]:
+        """Trades newest first (of every source unless ``source``)."""
         with self.cursor() as cur:
             cur.execute("""
-                SELECT trade_id, symbol, price, quantity, side, exchange, trader_id, sequence, ts AS timestamp, late
+                SELECT trade_id, symbol, price, quantity, side, exchange, trader_id, sequence, ts AS timestamp, late,
+                       source
                 FROM trades
                 WHERE (%s::text IS NULL OR symbol = %s)
+                  AND (%s::text IS NULL OR source = %s)
                   AND (%s::float8 IS NULL OR ts >= to_timestamp(%s))
                   AND (%s::float8 IS NULL OR ts < to_timestamp(%s))
-                ORDER BY ts DESC LIMIT %s""", (symbol, symbol, start, start, end, end, limit))
+                ORDER BY ts DESC LIMIT %s""", (symbol, symbol, source, source, start, start, end, end, limit))
             rows = cur.fetchall()
         for r in rows:
             r["timestamp"] = iso(r["timestamp"])
@@ -48,11 +72,12 @@ class HistoryReader(Pool):
 
     ALERT_COLUMNS = ("alert_id, alert_type, severity, symbol, price, reference, deviation, trade_id, ts, message, "
                      "side, quantity, status, delivery_status, delivery_attempts, delivered_at, last_error, "
-                     "acknowledged, acknowledged_at, acknowledged_by")
+                     "acknowledged, acknowledged_at, acknowledged_by, source")
 
     def alerts(self, *, unacked_only: bool = False, severities: Sequence[str] = (), types: Sequence[str] = (),
-               symbol: Optional[str] = None, limit: int = 100, since: Optional[float] = None) -> list[dict]:
-        """Alerts newest first, filtered."""
+               symbol: Optional[str] = None, limit: int = 100, since: Optional[float] = None,
+               source: Optional[str] = None) -> list[dict]:
+        """Alerts newest first, filtered (of every source unless ``source``)."""
         with self.cursor() as cur:
             cur.execute(f"""
                 SELECT {self.ALERT_COLUMNS} FROM alerts
@@ -60,10 +85,11 @@ class HistoryReader(Pool):
                   AND (cardinality(%s::text[]) = 0 OR severity = ANY(%s::text[]))
                   AND (cardinality(%s::text[]) = 0 OR alert_type = ANY(%s::text[]))
                   AND (%s::text IS NULL OR symbol = %s)
+                  AND (%s::text IS NULL OR source = %s)
                   AND (%s::float8 IS NULL OR ts >= to_timestamp(%s))
                 ORDER BY ts DESC, alert_id LIMIT %s""",
                         (unacked_only, list(severities), list(severities), list(types), list(types), symbol, symbol,
-                         since, since, limit))
+                         source, source, since, since, limit))
             rows = cur.fetchall()
         return [_alert_row(r) for r in rows]
 
@@ -83,6 +109,18 @@ class HistoryReader(Pool):
             if cur.rowcount == 0:
                 return None
         return self.alert(alert_id)
+
+    def sources(self) -> list[str]:
+        """The sources that have stored candles, sorted."""
+        with self.cursor() as cur:
+            cur.execute(_DISTINCT_SOURCES)
+            return [r["source"] for r in cur.fetchall()]
+
+    def symbols(self, source: str) -> list[str]:
+        """The symbols with stored candles of ``source``, sorted."""
+        with self.cursor() as cur:
+            cur.execute(_DISTINCT_SYMBOLS, {"source": source})
+            return [r["symbol"] for r in cur.fetchall()]
 
     def counts(self) -> dict[str, int]:
         with self.cursor() as cur:

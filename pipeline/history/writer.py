@@ -30,7 +30,7 @@ UTC = timezone.utc
 STAGE_DDL = """
 CREATE TEMP TABLE IF NOT EXISTS trades_stage (
     trade_id text, symbol text, price float8, quantity float8, side text, exchange text,
-    trader_id text, sequence bigint, ts float8, late boolean
+    trader_id text, sequence bigint, ts float8, late boolean, source text
 ) ON COMMIT DELETE ROWS
 """
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
@@ -50,18 +50,18 @@ def trades_copy_buffer(rows: Iterable[tuple[Trade, bool]]) -> io.StringIO:
     for t, late in rows:
         seq = null if t.sequence is None else t.sequence
         append(f"{_text(t.trade_id)}\t{t.symbol}\t{t.price!r}\t{t.quantity!r}\t{t.side}\t{_text(t.exchange)}\t"
-               f"{_text(t.trader_id)}\t{seq}\t{t.ts!r}\t{'t' if late else 'f'}\n")
+               f"{_text(t.trader_id)}\t{seq}\t{t.ts!r}\t{'t' if late else 'f'}\t{t.source}\n")
     return io.StringIO("".join(lines))
 
 
 CANDLE_INSERT = """INSERT INTO candles (symbol, window_seconds, window_start, window_end, open, high, low,
-                                        close, volume, vwap, trade_count, buy_volume, sell_volume)
+                                        close, volume, vwap, trade_count, buy_volume, sell_volume, source)
                    VALUES %s ON CONFLICT DO NOTHING"""
-CANDLE_ROW = "(%s, %s, to_timestamp(%s), to_timestamp(%s), %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+CANDLE_ROW = "(%s, %s, to_timestamp(%s), to_timestamp(%s), %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
 ALERT_INSERT = """INSERT INTO alerts (alert_id, alert_type, severity, symbol, price, reference, deviation,
-                                      trade_id, ts, message, side, quantity)
+                                      trade_id, ts, message, side, quantity, source)
                   VALUES %s ON CONFLICT DO NOTHING"""
-ALERT_ROW = "(%s, %s, %s, %s, %s, %s, %s, %s, to_timestamp(%s), %s, %s, %s)"
+ALERT_ROW = "(%s, %s, %s, %s, %s, %s, %s, %s, to_timestamp(%s), %s, %s, %s, %s)"
 
 
 class Claim(msgspec.Struct, frozen=True):
@@ -71,6 +71,7 @@ class Claim(msgspec.Struct, frozen=True):
     epoch: int
     next_offset: Optional[int]  # None: no checkpoint yet
     state: Optional[bytes]
+    sources: dict[str, bytes] = {}  # trade source -> its state (migration 006)
 
 
 def _month(ts: float) -> tuple[float, float]:
@@ -147,9 +148,9 @@ class HistoryWriter:
                     self._months.append(rng)
             self._months.sort(key=lambda r: -r[0])  # newest month first: the common case
         cur.execute("""INSERT INTO trades (trade_id, symbol, price, quantity, side, exchange, trader_id,
-                                           sequence, ts, late)
+                                           sequence, ts, late, source)
                        SELECT trade_id, symbol, price, quantity, side, exchange, trader_id, sequence,
-                              to_timestamp(ts), late FROM trades_stage
+                              to_timestamp(ts), late, source FROM trades_stage
                        ON CONFLICT DO NOTHING""")
         if again:  # more trades follow in this transaction (the stage empties itself only on commit)
             cur.execute("DELETE FROM trades_stage")
@@ -168,26 +169,33 @@ class HistoryWriter:
     @staticmethod
     def insert_candles(cur, candles: Sequence[Candle]) -> None:
         rows = [(c.symbol, c.window_seconds, c.window_start, c.window_end, c.open, c.high, c.low, c.close,
-                 c.volume, c.vwap, c.trade_count, c.buy_volume, c.sell_volume) for c in candles]
+                 c.volume, c.vwap, c.trade_count, c.buy_volume, c.sell_volume, c.source) for c in candles]
         psycopg2.extras.execute_values(cur, CANDLE_INSERT, rows, template=CANDLE_ROW, page_size=1000)
 
     @staticmethod
     def insert_alerts(cur, alerts: Sequence[Alert]) -> None:
         rows = [(a.alert_id, a.alert_type, a.severity, a.symbol, a.price, a.reference, a.deviation,
-                 a.trade_id, a.ts, a.message, a.side, a.quantity) for a in alerts]
+                 a.trade_id, a.ts, a.message, a.side, a.quantity, a.source) for a in alerts]
         psycopg2.extras.execute_values(cur, ALERT_INSERT, rows, template=ALERT_ROW, page_size=1000)
 
     # --- checkpoints: claim and fenced save ------------------------------------------------------
     def claim(self, group_id: str, topic: str, partitions: Sequence[int]) -> dict[int, Claim]:
         """Take the partitions over: bump each one's epoch (creating its row if absent) and read its
-        checkpoint, in one transaction."""
+        checkpoint with its sources' states, in one transaction (the bump waits for a checkpoint in
+        flight, whose rows the reads then see)."""
         with self.transaction() as cur:
             psycopg2.extras.execute_values(cur, """
                 INSERT INTO processor_checkpoints AS c (group_id, topic, partition, epoch) VALUES %s
                 ON CONFLICT (group_id, topic, partition) DO UPDATE SET epoch = c.epoch + 1, updated_at = now()
                 RETURNING partition, epoch, next_offset, state""",
                                            [(group_id, topic, p, 1) for p in sorted(partitions)])
-            return {p: Claim(p, e, o, None if s is None else bytes(s)) for p, e, o, s in cur.fetchall()}
+            rows = cur.fetchall()
+            cur.execute("SELECT partition, source, state FROM processor_source_checkpoints WHERE group_id = %s "
+                        "AND topic = %s AND partition = ANY(%s)", (group_id, topic, list(partitions)))
+            sources: dict[int, dict[str, bytes]] = {}
+            for p, name, state in cur.fetchall():
+                sources.setdefault(p, {})[name] = bytes(state)
+            return {p: Claim(p, e, o, None if s is None else bytes(s), sources.get(p, {})) for p, e, o, s in rows}
 
     @staticmethod
     def lock_epochs(cur, group_id: str, topic: str, partitions: Sequence[int]) -> dict[int, int]:
@@ -206,6 +214,17 @@ class HistoryWriter:
                          AND (next_offset IS NULL OR next_offset <= %s)""",
                     (next_offset, psycopg2.Binary(state), group_id, topic, partition, epoch, next_offset))
         return cur.rowcount == 1
+
+    @staticmethod
+    def save_source_checkpoints(cur, group_id: str, topic: str, partition: int, states: dict[str, bytes]) -> None:
+        """Save the states of a partition's trade sources; only inside the transaction that saved the
+        partition's checkpoint, whose row lock and epoch check fence these rows too."""
+        psycopg2.extras.execute_values(cur, """
+            INSERT INTO processor_source_checkpoints (group_id, topic, partition, source, state) VALUES %s
+            ON CONFLICT (group_id, topic, partition, source) DO UPDATE SET state = EXCLUDED.state,
+                                                                           updated_at = now()""",
+                                       [(group_id, topic, partition, name, psycopg2.Binary(state))
+                                        for name, state in states.items()])
 
     # --- outbox ----------------------------------------------------------------------------------
     @staticmethod

@@ -9,11 +9,16 @@ For every trade, in this order:
 
 ``evaluate`` never changes the state, so it may be skipped (a late trade) or repeated.  States are
 tagged msgspec structs: ``msgspec.msgpack.encode`` / ``decode`` round-trip them for a checkpoint.
+
+A *timed* rule can also raise an alert when event time passes a moment without a trade of the symbol
+(LULD's trading pause): ``due(state)`` says when, and the caller, whose clock follows the source's
+other trades and its lulls, calls ``advance(symbol, source, now, state)`` once ``now`` reaches it.
 """
 from __future__ import annotations
 
 import hashlib
 import logging
+import math
 from typing import ClassVar, Optional
 
 import msgspec
@@ -42,6 +47,7 @@ class Rule:
     alert_types: ClassVar[tuple[str, ...]]
     Params: ClassVar[type[RuleParams]]
     State: ClassVar[type[RuleState]]
+    timed: ClassVar[bool] = False  # True: overrides ``due`` and ``advance``
 
     def __init__(self, params: Optional[RuleParams] = None):
         self.params = params if params is not None else self.Params()
@@ -56,6 +62,14 @@ class Rule:
     def update(self, trade: Trade, state: RuleState) -> None:
         raise NotImplementedError
 
+    def due(self, state: RuleState) -> float:
+        """Event time from which ``advance`` raises something without a trade (inf: nothing is due)."""
+        return math.inf
+
+    def advance(self, symbol: str, source: str, now: float, state: RuleState) -> list[Alert]:
+        """Alerts due at event time ``now`` (>= ``due``) of a symbol that did not trade; mutates the state."""
+        return []
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.params!r})"
 
@@ -67,15 +81,16 @@ def params_digest(rule_name: str, params: RuleParams) -> str:
 
 
 def make_alert(alert_type: str, *, trade_id: str, symbol: str, price: float, ts: float, side: str,
-               quantity: float, reference: float, deviation: float, message: str) -> Alert:
+               quantity: float, reference: float, deviation: float, message: str, source: str) -> Alert:
     """An alert with its deterministic id (from trade and type) and its type's severity."""
     return Alert(alert_id=alert_id_for(trade_id, alert_type), alert_type=alert_type,
                  severity=severity_of(alert_type), symbol=symbol, price=price, reference=reference,
-                 deviation=deviation, trade_id=trade_id, ts=ts, message=message, side=side, quantity=quantity)
+                 deviation=deviation, trade_id=trade_id, ts=ts, message=message, side=side, quantity=quantity,
+                 source=source)
 
 
 def alert_on(trade: Trade, alert_type: str, reference: float, deviation: float, message: str) -> Alert:
     """An alert raised by ``trade`` itself."""
     return make_alert(alert_type, trade_id=trade.trade_id, symbol=trade.symbol, price=trade.price,
                       ts=trade.ts, side=trade.side, quantity=trade.quantity, reference=reference,
-                      deviation=deviation, message=message)
+                      deviation=deviation, message=message, source=trade.source)

@@ -6,6 +6,9 @@ struct: the checkpoint snapshot itself) and, for each trade that is not late, ca
     alerts = ruleset.evaluate(trade, symbol_rules)
     ruleset.update(trade, symbol_rules)
 
+A rule set with timed rules (``RuleSet.timed``) also has ``due(state)`` — the event time from which
+``advance(symbol, source, now, state)`` raises alerts without a trade of the symbol.
+
 ``RuleBook.for_symbol(symbol)`` resolves the rule set of a symbol: the symbol's own assignment,
 else its asset class's, else the default.  After a restart, ``ruleset.resume(snapshot)`` keeps the
 state of every rule whose parameters are unchanged and starts the others afresh (warm-up again).
@@ -13,6 +16,7 @@ state of every rule whose parameters are unchanged and starts the others afresh 
 from __future__ import annotations
 
 import logging
+import math
 from typing import Mapping, Optional, Sequence, Union
 
 import msgspec
@@ -55,6 +59,7 @@ class RuleSet:
                                      f"both raise {alert_type}; keep one")
                 seen[alert_type] = rule.name
         self.alert_types = tuple(seen)
+        self.timed = tuple(r for r in self.rules if r.timed)
 
     def new_state(self) -> SymbolRules:
         return SymbolRules(ruleset=self.name, states={r.name: r.new_state() for r in self.rules})
@@ -74,6 +79,19 @@ class RuleSet:
         states = state.states
         for rule in self.rules:
             rule.update(trade, states[rule.name])
+
+    def due(self, state: SymbolRules) -> float:
+        """Event time from which ``advance`` raises something (inf: nothing is due)."""
+        states = state.states
+        return min((r.due(states[r.name]) for r in self.timed), default=math.inf)
+
+    def advance(self, symbol: str, source: str, now: float, state: SymbolRules) -> list[Alert]:
+        """Alerts that event time ``now`` raises for a symbol that did not trade; mutates the state."""
+        states = state.states
+        alerts: list[Alert] = []
+        for rule in self.timed:
+            alerts.extend(rule.advance(symbol, source, now, states[rule.name]))
+        return alerts
 
     def resume(self, snapshot: Optional[SymbolRules]) -> SymbolRules:
         """The state to continue from: the snapshot's rule states whose parameters still match."""

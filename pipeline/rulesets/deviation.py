@@ -1,7 +1,7 @@
 """The seed's rules: price deviation from the rolling average (PRICE_SPIKE, or CIRCUIT_BREAKER beyond
 the breaker threshold — one alert, not both) and VOLUME_SPIKE at a multiple of the rolling average
 quantity.  Defaults are the original design's: 5 %, 10 %, 3x over the last 100 trades, no alert
-before 20 trades.  ``pipeline.rules.evaluate`` uses the same two checks.
+before 20 trades.  The built-in ``seed`` rule set is these two rules (``config.seed_ruleset``).
 """
 from __future__ import annotations
 

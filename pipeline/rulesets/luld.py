@@ -22,12 +22,15 @@ event for a major currency pair).
 
 States per symbol: NORMAL -> LIMIT on a trade outside the band (LIMIT_STATE).  LIMIT -> NORMAL on a
 trade inside the band.  Once ``pause_seconds`` (15 s) of event time have passed since the limit
-state opened with no trade back inside, the symbol's next trade raises TRADING_PAUSE (dated when
-the pause became due, keyed by the trade that opened the limit state) and the state is PAUSED
-until a trade prints inside the band again; no LIMIT_STATE is raised while PAUSED.  Event time
-moves only with the symbol's trades: a symbol that stops trading in a limit state is not paused
-until it trades again.  No band is applied before ``warmup_seconds`` of event time since the
-symbol's first trade, nor with fewer than ``min_trades`` trades in the reference window.
+state opened with no trade back inside, TRADING_PAUSE is raised (dated when the pause became due,
+keyed by the trade that opened the limit state) and the state is PAUSED until a trade prints inside
+the band again; no LIMIT_STATE is raised while PAUSED.  The pause is raised by the symbol's next
+trade at or after the due time, or — the rule is *timed* (``due``/``advance``) — as soon as the
+event time of the symbol's source passes the due time by the grace period: the source's other
+symbols' trades or, in a lull, the wall clock once the processor has caught up
+(``pipeline.partition_state``).  Either way it is the same alert, with the same id.  No band is
+applied before ``warmup_seconds`` of event time since the symbol's first trade, nor with fewer
+than ``min_trades`` trades in the reference window.
 """
 from __future__ import annotations
 
@@ -133,6 +136,7 @@ class LuldBandRule(Rule):
     alert_types = (LIMIT_STATE, TRADING_PAUSE)
     Params = LuldParams
     State = BandState
+    timed = True
 
     def __init__(self, params: Optional[LuldParams] = None):
         super().__init__(params)
@@ -195,14 +199,27 @@ class LuldBandRule(Rule):
                              f"{lower:.6g}-{upper:.6g} "
                              f"({self.table_for(trade.symbol)}) around the {self.params.reference_seconds}s "
                              f"mean {reference:.6g}")]
-        ep = state.episode
+        return [self._pause(trade.symbol, trade.source, state.episode)]
+
+    def due(self, state: BandState) -> float:
+        return state.episode.ts + self.params.pause_seconds if state.phase == LIMIT else math.inf
+
+    def advance(self, symbol: str, source: str, now: float, state: BandState) -> list[Alert]:
+        """The pause of a symbol whose limit state outlasted ``pause_seconds`` while it did not trade."""
+        if state.phase != LIMIT or now < self.due(state):
+            return []
+        state.phase = PAUSED
+        return [self._pause(symbol, source, state.episode)]
+
+    def _pause(self, symbol: str, source: str, ep: LimitEpisode) -> Alert:
+        """TRADING_PAUSE of the limit state ``ep`` (the same alert whichever way it became due)."""
         due = ep.ts + self.params.pause_seconds
-        return [make_alert(TRADING_PAUSE, trade_id=ep.trade_id, symbol=trade.symbol, price=ep.price, ts=due,
-                           side=ep.side, quantity=ep.quantity, reference=ep.reference,
-                           deviation=(ep.price - ep.reference) / ep.reference * 100.0,
-                           message=f"{trade.symbol} stayed outside its price band "
-                                   f"{ep.lower:.6g}-{ep.upper:.6g} for {self.params.pause_seconds:g}s "
-                                   f"after {ep.price:.6g} at {iso(ep.ts)}: trading pause")]
+        return make_alert(TRADING_PAUSE, trade_id=ep.trade_id, symbol=symbol, price=ep.price, ts=due,
+                          side=ep.side, quantity=ep.quantity, reference=ep.reference,
+                          deviation=(ep.price - ep.reference) / ep.reference * 100.0, source=source,
+                          message=f"{symbol} stayed outside its price band "
+                                  f"{ep.lower:.6g}-{ep.upper:.6g} for {self.params.pause_seconds:g}s "
+                                  f"after {ep.price:.6g} at {iso(ep.ts)}: trading pause")
 
     def update(self, trade: Trade, state: BandState) -> None:
         state.phase, state.episode, _, _ = self._step(trade, state)

@@ -74,3 +74,17 @@ def test_prm010_unknown_parameters_named():
     params.only({"limit": "1"}, ["limit"])
     e = bad(params.only, {"limt": "1"}, ["limit"])
     assert e.parameter == "limt" and "limit" in e.message
+
+
+@pytest.mark.parametrize("raw, value", [(None, "live"), ("", "live"), ("spx-daily", "spx-daily"),
+                                        ("SPX-Daily", "spx-daily"), (" backfill ", "backfill")])
+def test_prm020_source_case_insensitive_with_a_default(raw, value):
+    args = {} if raw is None else {"source": raw}
+    assert params.source(args, "live") == value
+
+
+@pytest.mark.parametrize("raw", ["spx daily", "-x", "x" * 41, "a/b"])
+def test_prm021_source_rejected_with_its_name(raw):
+    with pytest.raises(BadParameter) as caught:
+        params.source({"source": raw})
+    assert caught.value.parameter == "source" and "not a source name" in caught.value.message

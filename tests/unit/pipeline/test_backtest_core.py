@@ -4,11 +4,9 @@ import itertools
 import pytest
 
 from pipeline.events import Alert, alert_id_for
-from pipeline.rolling import RollingStats
-from pipeline.rules import RuleConfig, evaluate
 from pipeline.rulesets.backtest import CountRow, compare_alerts, run_rules
 from pipeline.simulator import MarketSimulator
-from tests.unit.pipeline.ruleset_fixtures import T0, trade
+from tests.unit.pipeline.ruleset_fixtures import T0, seed_alerts, trade
 
 CANDIDATE = {"rulesets": {"volatility": {"price_deviation": {"spike_pct": 8, "breaker_pct": 15},
                                          "return_zscore": {}, "luld_bands": {}, "adaptive_whale": {}}},
@@ -22,12 +20,10 @@ def simulated(n=20000, seed=11):
 
 def test_bkt001_default_rules_give_the_alerts_of_the_seed_rules():
     trades = simulated()
-    stats, expected = {}, []
-    for t in trades:
-        r = stats.setdefault(t.symbol, RollingStats(100))
-        expected += evaluate(t, r, RuleConfig())
-        r.add(t.price, t.quantity)
-    assert expected and list(run_rules(trades)) == expected
+    expected = seed_alerts(trades)
+    alerts = list(run_rules(trades))
+    assert expected and [(a.trade_id, a.alert_type) for a in alerts] == [(i, kind) for i, kind, _ in expected]
+    assert [a.deviation for a in alerts] == pytest.approx([dev for _, _, dev in expected], rel=1e-9)
 
 
 def test_bkt002_streams_trades_without_reading_ahead():

@@ -7,7 +7,8 @@ from datetime import datetime, timezone
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from pipeline.events import (Alert, Candle, InvalidRecord, Trade, alert_id_for, iso, parse_iso)
+from pipeline.events import (DEFAULT_SOURCE, SOURCE_MAX, Alert, Candle, InvalidRecord, Trade, alert_id_for,
+                             check_source, iso, parse_iso)
 
 NOW = datetime(2025, 6, 1, tzinfo=timezone.utc).timestamp()
 GOOD = {"trade_id": "t-1", "symbol": "AAPL", "price": 189.5, "quantity": 100, "side": "BUY",
@@ -138,9 +139,13 @@ def test_evt007_candle_wire_round_trip_and_field_names():
     c = _candle()
     wire = json.loads(c.encode())
     assert set(wire) == {"symbol", "window_seconds", "window_start", "window_end", "open", "high", "low",
-                         "close", "volume", "vwap", "trade_count", "buy_volume", "sell_volume"}
-    assert wire["window_start"] == "2024-05-29T16:30:00.000000Z"
+                         "close", "volume", "vwap", "trade_count", "buy_volume", "sell_volume", "source"}
+    assert wire["window_start"] == "2024-05-29T16:30:00.000000Z" and wire["source"] == DEFAULT_SOURCE
     assert Candle.from_wire(wire) == c
+    del wire["source"]  # a candle published before sources existed
+    assert Candle.from_wire(wire) == c
+    replayed = _candle(source="spx-daily")
+    assert Candle.from_wire(json.loads(replayed.encode())) == replayed
     assert c.key() == ("BTC-USD", 300, 1_717_000_200.0)
     old = _candle(window_start=561_600_000.0, window_end=561_600_300.0)  # 1987
     assert Candle.from_wire(json.loads(old.encode())) == old
@@ -192,3 +197,42 @@ def test_evt011_naive_timestamp_is_utc_whatever_the_machine_zone(new_york_local_
     t = Trade.decode(raw(timestamp="2025-05-31T12:00:00"), NOW)
     assert t.ts == datetime(2025, 5, 31, 12, tzinfo=timezone.utc).timestamp()
     assert iso(t.ts) == "2025-05-31T12:00:00.000000Z"
+
+
+# --- the source of a trade ------------------------------------------------------------------------
+@pytest.mark.parametrize("source, kept", [
+    (..., DEFAULT_SOURCE),                       # absent: the default source
+    ("spx-daily", "spx-daily"), ("replay.2015_q1", "replay.2015_q1"), ("0", "0"),
+    ("a" * SOURCE_MAX, "a" * SOURCE_MAX),
+])
+def test_evt020_a_trade_names_its_source_or_has_the_default_one(source, kept):
+    t = Trade.decode(raw(source=source), NOW)
+    assert t.source == kept
+    assert Trade.decode(t.encode(), NOW) == t
+    assert ("source" in json.loads(t.encode())) is (kept != DEFAULT_SOURCE)  # the default stays off the wire
+
+
+@pytest.mark.parametrize("source", ["", "SPX", "spx daily", "-spx", "a" * (SOURCE_MAX + 1), "live\n", "spx\u0000",
+                                    "spx/daily", "é", 7, None])
+def test_evt021_a_source_that_is_no_source_name_is_refused(source):
+    with pytest.raises(InvalidRecord, match="source") as caught:
+        Trade.decode(raw(source=source), NOW)
+    assert caught.value.kind == "invalid_field"
+
+
+def test_evt022_a_source_name_says_what_one_is():
+    assert check_source("spx-daily") == "spx-daily"
+    for bad in ("", "SPX", "x" * 41, "live\n", "a b"):
+        with pytest.raises(ValueError, match="lower-case letters, digits"):
+            check_source(bad)
+
+
+def test_evt023_an_alert_carries_its_source_on_the_wire():
+    a = Alert(alert_id_for("t-9", "PRICE_SPIKE"), "PRICE_SPIKE", "HIGH", "SPX", 1.0, 1.0, 7.0, "t-9", NOW, "m",
+              source="spx-daily")
+    wire = json.loads(a.encode())
+    assert wire["source"] == "spx-daily" and Alert.decode(a.encode()) == a
+    del wire["source"]  # an alert published before sources existed
+    assert Alert.decode(json.dumps(wire).encode()).source == DEFAULT_SOURCE
+    with pytest.raises(InvalidRecord, match="source"):
+        Alert.decode(json.dumps({**wire, "source": "Not A Source"}).encode())

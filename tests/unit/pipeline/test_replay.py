@@ -1,11 +1,13 @@
 """Reading a CSV for replay: every row becomes a trade or a BadRow with a reason; no row stops it."""
+import hashlib
 import json
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
 
-from pipeline.events import iso
-from pipeline.replay import UNREADABLE, BadRow, ReplayError, open_csv, read_trades
+from pipeline.events import DEFAULT_SOURCE, iso
+from pipeline.replay import UNREADABLE, BadRow, ReplayError, open_csv, read_trades, source_for
 
 NOW = datetime(2025, 6, 1, tzinfo=timezone.utc).timestamp()
 HEADER = b"timestamp,symbol,price,quantity,side,exchange,trade_id\n"
@@ -70,3 +72,47 @@ def test_rpl003_an_unterminated_quote_swallows_the_rest_as_one_bad_row(tmp_path)
 def test_rpl004_missing_columns_still_refuse_the_whole_file(tmp_path):
     with pytest.raises(ReplayError, match="timestamp"):
         read(tmp_path, b"1,2\n", header=b"when,what\n")
+
+
+# --- the replay's source ---------------------------------------------------------------------------
+@pytest.mark.parametrize("file_name, given, source", [
+    ("history.csv", None, "history"),
+    ("SPX daily (2015-2020).csv", None, "spx-daily-2015-2020"),
+    ("__weird__.name.CSV", None, "weird__.name"),
+    ("x" * 60 + ".csv", None, "x" * 40),
+    ("history.csv", "Index-Backfill", "index-backfill"),
+    ("history.csv", "live", "live"),
+])
+def test_rep020_the_source_is_given_or_named_after_the_file(file_name, given, source):
+    assert source_for(Path(file_name), given) == source
+
+
+@pytest.mark.parametrize("file_name, given, message", [
+    ("ü.csv", None, "give one with --source"),
+    ("---.csv", None, "give one with --source"),
+    ("history.csv", "spx daily", "--source: 'spx daily' is not a source name"),
+    ("history.csv", "", "--source"),
+])
+def test_rep021_no_source_name_is_refused_with_a_way_out(file_name, given, message):
+    with pytest.raises(ReplayError, match=message):
+        source_for(Path(file_name), given)
+
+
+def read_as(tmp_path, body: bytes, source: str) -> list:
+    path = tmp_path / "trades.csv"
+    path.write_bytes(b"timestamp,symbol,price,quantity\n" + body)
+    with open_csv(path) as f:
+        return list(read_trades(f, now=lambda: NOW, source=source))
+
+
+def test_rep022_trades_carry_the_source_and_derived_ids_depend_on_it(tmp_path):
+    body = b"2015-01-02T21:00:00Z,SPX,2058.2,1\n2015-01-05T21:00:00Z,SPX,2020.58,1\n"
+    first, again = read_as(tmp_path, body, "spx-daily"), read_as(tmp_path, body, "spx-daily")
+    other, default = read_as(tmp_path, body, "backfill"), read_as(tmp_path, body, DEFAULT_SOURCE)
+    assert {t.source for t in first} == {"spx-daily"} and {t.source for t in other} == {"backfill"}
+    assert [t.trade_id for t in first] == [t.trade_id for t in again]  # a replay twice adds nothing
+    assert not {t.trade_id for t in first} & {t.trade_id for t in other}  # another source is other trades
+    assert not {t.trade_id for t in first} & {t.trade_id for t in default}
+    # the default source keeps the ids replays derived before sources existed
+    digest = hashlib.sha1(repr((first[0].ts, "SPX", 2058.2, 1.0, "BUY", "", 0)).encode()).hexdigest()[:20]
+    assert default[0].trade_id == f"csv-{digest}"

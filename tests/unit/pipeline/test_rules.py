@@ -1,23 +1,27 @@
-"""Anomaly rules: thresholds, precedence, history, overrides and deterministic alert ids."""
+"""The seed's rules as the built-in ``seed`` rule set: thresholds, precedence, history, overrides and
+deterministic alert ids."""
 import pytest
 from hypothesis import given, settings, strategies as st
 
 from pipeline.events import Trade, alert_id_for
-from pipeline.rolling import RollingStats
-from pipeline.rules import RuleBook, RuleConfig, asset_class, evaluate
+from pipeline.rules import RuleConfig, asset_class
+from pipeline.rulesets.config import RulesConfigError, rulebook_from, seed_ruleset
+from pipeline.rulesets.deviation import price_deviation_alert, volume_multiple_alert
 
 DEFAULT = RuleConfig()
 
 
-def history(n=20, price=100.0, qty=10.0, size=100):
-    r = RollingStats(size)
-    for _ in range(n):
-        r.add(price, qty)
-    return r
-
-
 def trade(price=100.0, qty=10.0, symbol="AAPL", trade_id="t-1", side="BUY"):
     return Trade(trade_id, symbol, price, qty, side, "NASDAQ", 1_717_000_000.0)
+
+
+def evaluate(t, n=20, price=100.0, qty=10.0, ruleset=None):
+    """The alerts ``t`` raises after ``n`` trades of ``price`` and ``qty`` under ``ruleset`` (default: seed)."""
+    ruleset = ruleset or seed_ruleset(DEFAULT)
+    state = ruleset.new_state()
+    for i in range(n):
+        ruleset.update(trade(price, qty, t.symbol, f"h-{i}"), state)
+    return ruleset.evaluate(t, state)
 
 
 # price, quantity vs a history of price 100 and quantity 10 -> alert types in order
@@ -40,8 +44,7 @@ MOVES = [
 
 @pytest.mark.parametrize("price, qty, types", [m[1:] for m in MOVES], ids=[m[0] for m in MOVES])
 def test_rul001_thresholds_and_precedence(price, qty, types):
-    alerts = evaluate(trade(price, qty), history(), DEFAULT)
-    assert [a.alert_type for a in alerts] == types
+    assert [a.alert_type for a in evaluate(trade(price, qty))] == types
 
 
 @pytest.mark.parametrize("alert_type, price, qty, severity, reference, deviation", [
@@ -51,9 +54,9 @@ def test_rul001_thresholds_and_precedence(price, qty, types):
 ])
 def test_rul002_alert_fields(alert_type, price, qty, severity, reference, deviation):
     t = trade(price, qty, trade_id="tid-77", side="SELL")
-    (a,) = evaluate(t, history(), DEFAULT)
-    assert (a.alert_type, a.severity, a.symbol, a.price, a.trade_id, a.ts, a.side, a.quantity) == \
-        (alert_type, severity, "AAPL", price, "tid-77", t.ts, "SELL", qty)
+    (a,) = evaluate(t)
+    assert (a.alert_type, a.severity, a.symbol, a.price, a.trade_id, a.ts, a.side, a.quantity, a.source) == \
+        (alert_type, severity, "AAPL", price, "tid-77", t.ts, "SELL", qty, t.source)
     assert a.reference == pytest.approx(reference) and a.deviation == pytest.approx(deviation)
     assert a.alert_id == alert_id_for("tid-77", alert_type)
     assert "AAPL" in a.message
@@ -61,32 +64,30 @@ def test_rul002_alert_fields(alert_type, price, qty, severity, reference, deviat
 
 @pytest.mark.parametrize("n, alerted", [(0, False), (1, False), (19, False), (20, True), (100, True)])
 def test_rul003_no_alert_before_min_history(n, alerted):
-    assert bool(evaluate(trade(150.0, 1000.0), history(n), DEFAULT)) is alerted
+    assert bool(evaluate(trade(150.0, 1000.0), n)) is alerted
 
 
 def test_rul004_alert_ids_are_deterministic():
-    t = trade(120.0, 100.0, trade_id="abc")
-    first = evaluate(t, history(), DEFAULT)
-    again = evaluate(t, history(), DEFAULT)
+    first = evaluate(trade(120.0, 100.0, trade_id="abc"))
+    again = evaluate(trade(120.0, 100.0, trade_id="abc"))
     assert [a.alert_id for a in first] == [a.alert_id for a in again]
     assert len({a.alert_id for a in first}) == 2
-    other = evaluate(trade(120.0, 100.0, trade_id="abd"), history(), DEFAULT)
+    other = evaluate(trade(120.0, 100.0, trade_id="abd"))
     assert not {a.alert_id for a in first} & {a.alert_id for a in other}
 
 
 def test_rul005_reference_is_the_rolling_window_only():
-    r = RollingStats(100)
-    for _ in range(100):
-        r.add(50.0, 10.0)
-    for _ in range(100):  # the 50s have rolled out
-        r.add(100.0, 10.0)
-    assert evaluate(trade(104.0), r, DEFAULT) == []
+    ruleset = seed_ruleset(DEFAULT)
+    state = ruleset.new_state()
+    for i in range(200):  # 100 at 50, then 100 at 100: the 50s have rolled out
+        ruleset.update(trade(50.0 if i < 100 else 100.0, trade_id=f"h-{i}"), state)
+    assert ruleset.evaluate(trade(104.0), state) == []
 
 
 @settings(max_examples=200)
 @given(ref=st.floats(0.001, 1e6), move=st.floats(-0.9, 3.0), qty_mult=st.floats(0.01, 50))
 def test_rul006_at_most_one_price_alert_and_the_right_one(ref, move, qty_mult):
-    alerts = evaluate(trade(ref * (1 + move), 10.0 * qty_mult), history(price=ref), DEFAULT)
+    alerts = evaluate(trade(ref * (1 + move), 10.0 * qty_mult), price=ref)
     types = [a.alert_type for a in alerts]
     dev = abs(ref * (1 + move) - ref) / ref * 100
     assert not {"PRICE_SPIKE", "CIRCUIT_BREAKER"} <= set(types)
@@ -110,19 +111,25 @@ def test_rul007_asset_class(symbol, cls):
     assert asset_class(symbol) == cls
 
 
-BOOK = RuleBook(DEFAULT, {"crypto": {"spike_pct": 8.0, "breaker_pct": 20.0}, "BTC-USD": {"spike_pct": 12.0},
-                          "TSLA": {"volume_multiple": 5.0}, "fx": {"min_history": 50}})
+BOOK = rulebook_from(DEFAULT, {"crypto": {"spike_pct": 8.0, "breaker_pct": 20.0}, "BTC-USD": {"spike_pct": 12.0},
+                               "TSLA": {"volume_multiple": 5.0}, "fx": {"min_history": 50}})
+
+
+def params_of(symbol):
+    price, volume = BOOK.for_symbol(symbol).rules
+    return (price.params.spike_pct, price.params.breaker_pct, volume.params.volume_multiple,
+            price.params.min_history)
 
 
 @pytest.mark.parametrize("symbol, expected", [
-    ("AAPL", DEFAULT),
-    ("ETH-USD", RuleConfig(spike_pct=8.0, breaker_pct=20.0)),
-    ("BTC-USD", RuleConfig(spike_pct=12.0, breaker_pct=20.0)),  # symbol beats class, class fills the rest
-    ("TSLA", RuleConfig(volume_multiple=5.0)),
-    ("EUR-USD", RuleConfig(min_history=50)),
+    ("AAPL", (5.0, 10.0, 3.0, 20)),
+    ("ETH-USD", (8.0, 20.0, 3.0, 20)),
+    ("BTC-USD", (12.0, 20.0, 3.0, 20)),  # symbol beats class, class fills the rest
+    ("TSLA", (5.0, 10.0, 5.0, 20)),
+    ("EUR-USD", (5.0, 10.0, 3.0, 50)),
 ])
 def test_rul008_rulebook_overrides(symbol, expected):
-    assert BOOK.for_symbol(symbol) == expected
+    assert params_of(symbol) == expected
     assert BOOK.for_symbol(symbol) is BOOK.for_symbol(symbol)
 
 
@@ -137,14 +144,14 @@ def test_rul008_rulebook_overrides(symbol, expected):
     ("AAPL", 107.0, 40.0, ["PRICE_SPIKE", "VOLUME_SPIKE"]),
 ])
 def test_rul009_overrides_change_the_alerts(symbol, price, qty, types):
-    alerts = evaluate(trade(price, qty, symbol=symbol), history(), BOOK.for_symbol(symbol))
+    alerts = evaluate(trade(price, qty, symbol=symbol), ruleset=BOOK.for_symbol(symbol))
     assert [a.alert_type for a in alerts] == types
 
 
 def test_rul010_fx_min_history_override():
-    cfg = BOOK.for_symbol("EUR-USD")
-    assert evaluate(trade(150.0, symbol="EUR-USD"), history(49), cfg) == []
-    assert evaluate(trade(150.0, symbol="EUR-USD"), history(50), cfg) != []
+    fx = BOOK.for_symbol("EUR-USD")
+    assert evaluate(trade(150.0, symbol="EUR-USD"), 49, ruleset=fx) == []
+    assert evaluate(trade(150.0, symbol="EUR-USD"), 50, ruleset=fx) != []
 
 
 @pytest.mark.parametrize("kwargs", [
@@ -157,21 +164,21 @@ def test_rul011_invalid_rule_config(kwargs):
 
 
 def test_rul012_unknown_override_setting_is_rejected():
-    with pytest.raises(ValueError, match="spike_percent"):
-        RuleBook(DEFAULT, {"TSLA": {"spike_percent": 7}})
+    with pytest.raises(RulesConfigError, match="spike_percent"):
+        rulebook_from(DEFAULT, {"TSLA": {"spike_percent": 7}})
 
 
-@pytest.mark.parametrize("broken_sum", [0.0, -5.0])
-def test_rul013_a_mean_that_is_not_positive_is_never_divided_by(broken_sum):
-    stats = history()
-    stats.price_sum = stats.qty_sum = broken_sum  # what a cancelled running sum looked like
-    assert evaluate(trade(price=150.0, qty=1e6), stats, DEFAULT) == []
+@pytest.mark.parametrize("broken_mean", [0.0, -5.0])
+def test_rul013_a_mean_that_is_not_positive_is_never_divided_by(broken_mean):
+    t = trade(price=150.0, qty=1e6)
+    assert price_deviation_alert(t, broken_mean, 5.0, 10.0) is None
+    assert volume_multiple_alert(t, broken_mean, 3.0) is None
 
 
 def test_rul014_the_crafted_run_that_zeroed_the_sum_raises_no_error_and_no_false_alert():
-    stats = RollingStats(3)
-    for q in [1.0, 1.0, 1.0, 1e12, 2e-6, 1e-7, 1e-6, 1e-6]:
-        stats.add(100.0, q)
-    cfg = RuleConfig(min_history=1, rolling_window=3)
-    assert [a.alert_type for a in evaluate(trade(qty=1e-6), stats, cfg)] == []
-    assert [a.alert_type for a in evaluate(trade(qty=1e-5), stats, cfg)] == ["VOLUME_SPIKE"]
+    ruleset = seed_ruleset(RuleConfig(min_history=1, rolling_window=3))
+    state = ruleset.new_state()
+    for i, q in enumerate([1.0, 1.0, 1.0, 1e12, 2e-6, 1e-7, 1e-6, 1e-6]):
+        ruleset.update(trade(100.0, q, trade_id=f"h-{i}"), state)
+    assert [a.alert_type for a in ruleset.evaluate(trade(qty=1e-6), state)] == []
+    assert [a.alert_type for a in ruleset.evaluate(trade(qty=1e-5), state)] == ["VOLUME_SPIKE"]

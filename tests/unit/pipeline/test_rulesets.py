@@ -3,15 +3,14 @@ import msgspec
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from pipeline.rolling import RollingStats
-from pipeline.rules import RuleConfig, evaluate
+from pipeline.rules import RuleConfig
 from pipeline.rulesets.book import RuleBook, RuleSet, SymbolRules
 from pipeline.rulesets.config import seed_ruleset
 from pipeline.rulesets.deviation import PriceDeviationRule, VolumeMultipleRule
 from pipeline.rulesets.luld import LuldBandRule
 from pipeline.rulesets.whales import AdaptiveWhaleRule
 from pipeline.rulesets.zscore import ReturnZScoreRule
-from tests.unit.pipeline.ruleset_fixtures import T0, trade
+from tests.unit.pipeline.ruleset_fixtures import T0, seed_alerts, trade
 
 prices = st.floats(50.0, 150.0)
 quantities = st.floats(0.5, 200.0)
@@ -36,12 +35,17 @@ def trades_of(pairs, symbols=("AAPL",)):
 def test_rst001_seed_ruleset_raises_exactly_what_the_seed_rules_raise(pairs, window, data):
     cfg = RuleConfig(spike_pct=3.0, breaker_pct=8.0, volume_multiple=2.0, rolling_window=window,
                      min_history=data.draw(st.integers(1, window)))
-    ruleset, state, stats = seed_ruleset(cfg), None, RollingStats(cfg.rolling_window)
+    ruleset = seed_ruleset(cfg)
     state = ruleset.new_state()
-    for t in trades_of(pairs):
-        assert ruleset.evaluate(t, state) == evaluate(t, stats, cfg)
+    raised = []
+    trades = trades_of(pairs)
+    for t in trades:
+        raised += ruleset.evaluate(t, state)
         ruleset.update(t, state)
-        stats.add(t.price, t.quantity)
+    expected = seed_alerts(trades, cfg.spike_pct, cfg.breaker_pct, cfg.volume_multiple, cfg.rolling_window,
+                           cfg.min_history)
+    assert [(a.trade_id, a.alert_type) for a in raised] == [(i, kind) for i, kind, _ in expected]
+    assert [a.deviation for a in raised] == pytest.approx([dev for _, _, dev in expected], rel=1e-9)
 
 
 @settings(max_examples=100)

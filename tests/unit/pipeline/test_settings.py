@@ -60,6 +60,9 @@ def test_set003_type_errors_name_the_variable(var, raw, kind):
     ({"STOCKIT_DEDUP_TTLS": "PRICE_SPIKE"}, "dedup_ttl_map", "STOCKIT_DEDUP_TTLS"),
     ({"STOCKIT_RULE_OVERRIDES": "{not json"}, "rule_override_map", "STOCKIT_RULE_OVERRIDES"),
     ({"STOCKIT_RULE_OVERRIDES": "[1, 2]"}, "rule_override_map", "STOCKIT_RULE_OVERRIDES"),
+    ({"STOCKIT_SOURCE": "Live Feed"}, "live_source", "STOCKIT_SOURCE"),
+    ({"STOCKIT_SOURCE": ""}, "live_source", "STOCKIT_SOURCE"),
+    ({"STOCKIT_WEBHOOK_SOURCES": "live,Replay!"}, "webhook_source_list", "STOCKIT_WEBHOOK_SOURCES"),
 ])
 def test_set004_bad_structured_values_name_the_variable(env, prop, var):
     s = Settings.from_env(env)
@@ -79,6 +82,11 @@ def test_set005_structured_values():
     assert s.dedup_ttl_map == {"PRICE_SPIKE": 10.0, "VOLUME_SPIKE": 5.5}
     assert s.rule_override_map == {"crypto": {"spike_pct": 8}}
     assert s.webhook_url_list == ["https://a.example/h1", "https://b.example/h2"]
+    assert (s.live_source, s.webhook_source_list) == ("live", ("live",))
+    s = Settings.from_env({"STOCKIT_SOURCE": "feed-a", "STOCKIT_WEBHOOK_SOURCES": " feed-a, paper ,feed-a,"})
+    assert (s.live_source, s.webhook_source_list) == ("feed-a", ("feed-a", "paper"))
+    assert Settings.from_env({"STOCKIT_WEBHOOK_SOURCES": "*"}).webhook_source_list == ("*",)
+    assert Settings.from_env({"STOCKIT_WEBHOOK_SOURCES": ""}).webhook_source_list == ()
 
 
 def test_set006_overrides_win_and_an_invalid_env_value_they_replace_is_not_parsed():
