@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from pipeline.partition_state import SourceState, SymbolState
 
 logger = logging.getLogger(__name__)
+SCALAR_BELOW = 12  # a symbol with fewer trades in a batch is folded trade by trade (NumPy calls cost more)
 _INF = math.inf
 _NEG_INF = -math.inf
 
@@ -155,6 +156,9 @@ def _decide(src: "SourceState", cols: TradeColumns, rows: list[int], out: Fold) 
 # --- step 2: per symbol, everything that does not decide order --------------------------------------
 def _fold_symbol(src: "SourceState", run: SymbolRun, cols: TradeColumns, out: Fold) -> None:
     rows = run.rows
+    if len(rows) < SCALAR_BELOW:
+        _fold_trades(run, cols, out)
+        return
     idx = np.array(rows, dtype=np.intp)
     ts, price, quantity = cols.ts[idx], cols.price[idx], cols.quantity[idx]
     st = run.st
@@ -174,6 +178,20 @@ def _fold_symbol(src: "SourceState", run: SymbolRun, cols: TradeColumns, out: Fo
                 rule.update(trade, state)
         for n, (j, alert) in enumerate(found):
             out.alerts.append(((rows[j], order, n), alert))
+
+
+def _fold_trades(run: SymbolRun, cols: TradeColumns, out: Fold) -> None:
+    """Step 2 trade by trade, with the per-trade methods themselves (few trades)."""
+    st = run.st
+    states = st.rules.states
+    for row in run.rows:
+        trade = cols.trade(row)
+        for order, rule in enumerate(st.ruleset.rules):
+            for n, alert in enumerate(rule.evaluate(trade, states[rule.name])):
+                out.alerts.append(((row, order, n), alert))
+        st.ruleset.update(trade, st.rules)
+        st.windows.add(trade.ts, trade.price, trade.quantity, trade.side == "BUY")
+        st.ticker.add(trade.ts, trade.price, trade.quantity)
 
 
 def _count(src: "SourceState", cols: TradeColumns, out: Fold) -> None:

@@ -56,12 +56,14 @@ def _leading(cols: TradeColumns, late: np.ndarray, rows: np.ndarray, trade_ids: 
     rec["price"], rec["quantity"] = cols.price[rows], cols.quantity[rows]
     rec["ts"] = postgres_micros(cols.ts[rows])
     rec["late_len"], rec["late"] = 1, late[rows]
+    every = len(rows) == len(cols)
     if "sequence" in dtype.names:
         rec["sequence_len"] = 8
-        rec["sequence"] = [cols.sequence[i] for i in rows.tolist()]
+        rec["sequence"] = cols.sequence if every else [cols.sequence[i] for i in rows.tolist()]
     else:
         rec["sequence_len"] = -1
-    lengths = np.fromiter(map(len, (trade_ids[i] for i in rows.tolist())), np.int64, len(rows))
+    ids = trade_ids if every else [trade_ids[i] for i in rows.tolist()]
+    lengths = np.fromiter(map(len, ids), np.int64, len(rows))
     rec["trade_id_len"] = lengths
     raw = rec.tobytes()
     out = rec.view(f"S{dtype.itemsize}").tolist()  # bytes objects; NumPy drops trailing NULs ...

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
+from pipeline import fold
 from pipeline.events import Trade
 from pipeline.partition_state import PartitionState
 from pipeline.rules import RuleConfig
@@ -77,9 +78,17 @@ def trades_of(spec):
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(spec=moves, cuts=st.lists(st.integers(0, 120), max_size=6), restarts=st.booleans(),
-       rules=st.sampled_from(sorted(RULEBOOKS)))
-def test_fold001_batch_fold_equals_the_per_trade_reference(spec, cuts, restarts, rules):
-    trades = trades_of(spec)
+       rules=st.sampled_from(sorted(RULEBOOKS)), scalar_below=st.sampled_from([0, 3, fold.SCALAR_BELOW]))
+def test_fold001_batch_fold_equals_the_per_trade_reference(spec, cuts, restarts, rules, scalar_below):
+    kept_default = fold.SCALAR_BELOW
+    fold.SCALAR_BELOW = scalar_below  # NumPy for every symbol, for some, or as configured
+    try:
+        check_batches_against_reference(trades_of(spec), cuts, restarts, rules)
+    finally:
+        fold.SCALAR_BELOW = kept_default
+
+
+def check_batches_against_reference(trades, cuts, restarts, rules):
     expected, expected_late = reference(trades, rules)
     state = new_state(rules)
     late, kept = [], {}
