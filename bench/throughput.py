@@ -121,10 +121,14 @@ def checkpointed(settings: Settings) -> int:
 
 
 def spawn_processor(settings: Settings, profile: bool | str = False, metrics_port: int = 0,
-                    tag: str = "") -> subprocess.Popen:
-    """``profile``: True or 'cprofile' runs it under cProfile (PROFILE + tag + .prof)."""
+                    tag: str = "", code: Optional[Path] = None) -> subprocess.Popen:
+    """``profile``: True or 'cprofile' runs it under cProfile (PROFILE + tag + .prof); ``code``: the checkout
+    whose processor runs (default: this one)."""
     env = {**os.environ, **settings.to_env(), "STOCKIT_PROCESSOR_METRICS_PORT": str(metrics_port),
            "STOCKIT_LOG_LEVEL": "WARNING"}
+    if code is not None:
+        env["PYTHONPATH"] = str(code)
+        return subprocess.Popen([sys.executable, "-m", "pipeline.cli", "processor"], env=env, cwd=code)
     cmd = [sys.executable]
     if profile in (True, "cprofile"):
         cmd += ["-m", "cProfile", "-o", f"{PROFILE}{tag}.prof"]
@@ -227,6 +231,7 @@ class Run:
     cpu: dict[str, float]               # seconds: processors, postgres, kafka, redis
     shares: list[int] = field(default_factory=list)  # trades each processor folded
     procs: list = field(default_factory=list)
+    steady_cpu_us: float = 0.0          # processors' CPU per trade from the first checkpoint on
 
     @property
     def rate(self) -> float:
@@ -248,9 +253,10 @@ def processed_by(port: int) -> int:
                    if line.startswith("processor_trades_total{")))
 
 
-def run_processors(settings: Settings, trades: int, count: int, profile: str, timeout: float) -> Run:
+def run_processors(settings: Settings, trades: int, count: int, profile: str, timeout: float,
+                   code: Optional[Path] = None) -> Run:
     ports = [free_port() for _ in range(count)]
-    procs = [spawn_processor(settings, profile, port, tag=f"-{i}") for i, port in enumerate(ports)]
+    procs = [spawn_processor(settings, profile, port, f"-{i}", code) for i, port in enumerate(ports)]
     spy = None
     if profile == "pyspy":
         spy = subprocess.Popen(["py-spy", "record", "--pid", str(procs[0].pid), "--rate", "250", "--format", "raw",
@@ -264,7 +270,7 @@ def run_processors(settings: Settings, trades: int, count: int, profile: str, ti
     while True:
         done = checkpointed(settings)
         if done and first is None:
-            first = (time.monotonic(), done)
+            first = (time.monotonic(), done, sum(tree_cpu(p.pid) for p in procs))
         if done >= trades:
             break
         for p in procs:
@@ -282,8 +288,9 @@ def run_processors(settings: Settings, trades: int, count: int, profile: str, ti
         spy.send_signal(signal.SIGINT)
         spy.wait(60)
     steady = (trades - first[1]) / (time.monotonic() - first[0]) if first and first[1] < trades else 0.0
+    steady_cpu = (cpu["processors"] - first[2]) / (trades - first[1]) * 1e6 if first and first[1] < trades else 0.0
     return Run(trades, elapsed, steady, [r.peak_mb for r in rss], cpu,
-               [processed_by(port) for port in ports] if count > 1 else [trades], procs)
+               [processed_by(port) for port in ports] if count > 1 else [trades], procs, steady_cpu)
 
 
 def stop_processors(procs: list) -> None:
@@ -358,6 +365,9 @@ def main() -> int:
                     help="also run one processor alone and check that its candles equal the group's")
     ap.add_argument("--empty-history", action="store_true", help="empty the history tables between runs "
                                                                  "even in a database not started here")
+    ap.add_argument("--baseline", type=Path, help="a checkout of another version (e.g. `git worktree add` or "
+                                                  "`git archive`): its processor runs alternate with this one's, "
+                                                  "A B A B, and the ratio of each pair is printed")
     ap.add_argument("--timeout", type=float, default=3600, help="seconds one run may take")
     args = ap.parse_args()
 
@@ -373,19 +383,28 @@ def main() -> int:
         print(f"  published in {secs:.1f}s ({args.trades / secs:,.0f}/s)", file=sys.stderr)
 
         runs: list[Run] = []
+        baseline: list[Run] = []
         candles: dict[int, list] = {}
-        plan = [args.processors] * args.runs + ([1] if args.compare_candles and args.processors != 1 else [])
-        for i, count in enumerate(plan):
+        plan = [(args.processors, None)] * args.runs
+        if args.baseline:
+            plan = [step for _ in range(args.runs) for step in ((args.processors, None),
+                                                                 (args.processors, args.baseline))]
+        if args.compare_candles and args.processors != 1:
+            plan.append((1, None))
+        latency_procs: list = []
+        for i, (count, code) in enumerate(plan):
             if may_empty:
                 empty_history(settings)
             settings = settings.replace(processor_group=f"bench-{uuid.uuid4().hex[:6]}")
-            if runs:
-                stop_processors(runs[-1].procs)
-            run = run_processors(settings, args.trades, count, args.profile if i == 0 else "", args.timeout)
-            candles[count] = closed_candles(settings, args.event_span)
-            runs.append(run)
-            report_run(i + 1, count, run)
-        latency_procs = runs[-1].procs
+            stop_processors(latency_procs)
+            run = run_processors(settings, args.trades, count, args.profile if i == 0 else "", args.timeout, code)
+            latency_procs = run.procs
+            if code is None:
+                candles[count] = closed_candles(settings, args.event_span)
+                runs.append(run)
+            else:
+                baseline.append(run)
+            report_run(i + 1, count, run, "baseline" if code else "this version")
         main_runs = runs[:args.runs]
 
         results = []
@@ -403,7 +422,16 @@ def main() -> int:
               f"(largest process of each run)")
         print("CPU per trade (median, µs): " + ", ".join(
             f"{what} {statistics.median(r.cpu_us(what) for r in main_runs):.2f}"
-            for what in ("processors", "postgres", "kafka", "redis")))
+            for what in ("processors", "postgres", "kafka", "redis"))
+              + f"; processors after the first checkpoint (start-up excluded) "
+                f"{statistics.median(r.steady_cpu_us for r in main_runs):.2f} = a processor-bound "
+                f"{1e6 / max(1e-9, statistics.median(r.steady_cpu_us for r in main_runs)) * args.processors:,.0f} trades/s")
+        if baseline:
+            print(f"baseline {args.baseline}: median {statistics.median(r.rate for r in baseline):,.0f} trades/s, "
+                  f"processor CPU after start-up {statistics.median(r.steady_cpu_us for r in baseline):.2f} µs/trade, "
+                  f"peak RSS {statistics.median(max(r.peak_mb) for r in baseline):,.0f} MiB; this/baseline per pair: "
+                  f"speed x{statistics.median(a.rate / b.rate for a, b in zip(main_runs, baseline)):.2f}, processor "
+                  f"CPU per trade x{statistics.median(a.steady_cpu_us / b.steady_cpu_us for a, b in zip(main_runs, baseline) if b.steady_cpu_us):.2f}")
         if args.processors > 1:
             shares = [s / sum(r.shares) * 100 for r in main_runs for s in r.shares if sum(r.shares) > 0]
             print(f"per-process share of trades (%): {', '.join(f'{s:.0f}' for s in shares)}")
@@ -426,10 +454,11 @@ def main() -> int:
     return 0
 
 
-def report_run(i: int, count: int, run: Run) -> None:
-    print(f"run {i} ({count} processor(s)): {run.rate:,.0f} trades/s ({run.seconds:.1f}s; steady {run.steady:,.0f}/s), "
+def report_run(i: int, count: int, run: Run, what: str) -> None:
+    print(f"run {i}, {what} ({count} processor(s)): {run.rate:,.0f} trades/s ({run.seconds:.1f}s; steady {run.steady:,.0f}/s), "
           f"peak RSS {', '.join(f'{m:,.0f}' for m in run.peak_mb)} MiB, CPU µs/trade: "
           + ", ".join(f"{k} {run.cpu_us(k):.2f}" for k in ("processors", "postgres", "kafka", "redis"))
+          + f" (processors after start-up {run.steady_cpu_us:.2f})"
           + (f", shares {run.shares}" if count > 1 else ""), file=sys.stderr, flush=True)
 
 

@@ -124,7 +124,7 @@ class Ticker:
     def add_many(self, ts: np.ndarray, price: np.ndarray, quantity: np.ndarray) -> None:
         """``add`` of each trade in this (arrival) order, at once."""
         day = ts - ts % _DAY
-        before = np.maximum.accumulate(np.concatenate(((self.day,), day)))[:-1]  # newest day before each trade
+        before = np.maximum.accumulate(np.concatenate(((self.day,), day)))[:-1]  # newest day before each
         resets = np.flatnonzero(day > before)
         if resets.size:  # a new day: its first trade opens it, the day's figures restart there
             r = int(resets[-1])

@@ -27,8 +27,8 @@ from typing import Iterable, Optional, Sequence
 import msgspec
 import numpy as np
 
-from pipeline.events import (DEFAULT_MAX_FUTURE, DEFAULT_MAX_RECORD_BYTES, MIN_TIMESTAMP, InvalidRecord, Trade,
-                             _TradeWire)
+from pipeline.events import (DEFAULT_MAX_FUTURE, DEFAULT_MAX_RECORD_BYTES, MIN_TIMESTAMP, InvalidRecord,
+                             Trade, _TradeWire)
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +48,6 @@ class _Tagged(msgspec.Struct, array_like=True, gc=False):
 
     tag: int
     record: _unconstrained(_TradeWire)
-
 
 
 def _constraints(wire: type) -> list[tuple[str, msgspec.Meta]]:
@@ -81,9 +80,10 @@ class TradeColumns:
     __slots__ = ("trade_id", "symbol", "price", "quantity", "side", "exchange", "ts", "trader_id", "sequence",
                  "source", "_buy", "_ts_list")
 
-    def __init__(self, trade_id: Sequence[str], symbol: Sequence[str], price: np.ndarray, quantity: np.ndarray,
-                 side: Sequence[str], exchange: Sequence[str], ts: np.ndarray, trader_id: Sequence[Optional[str]],
-                 sequence: Sequence[Optional[int]], source: Sequence[str]):
+    def __init__(self, trade_id: Sequence[str], symbol: Sequence[str], price: np.ndarray,
+                 quantity: np.ndarray, side: Sequence[str], exchange: Sequence[str], ts: np.ndarray,
+                 trader_id: Sequence[Optional[str]], sequence: Sequence[Optional[int]],
+                 source: Sequence[str]):
         self.trade_id, self.symbol, self.price, self.quantity = trade_id, symbol, price, quantity
         self.side, self.exchange, self.ts, self.trader_id = side, exchange, ts, trader_id
         self.sequence, self.source = sequence, source
@@ -108,8 +108,9 @@ class TradeColumns:
         return self._ts_list
 
     def trade(self, i: int) -> Trade:
-        return Trade(self.trade_id[i], self.symbol[i], float(self.price[i]), float(self.quantity[i]), self.side[i],
-                     self.exchange[i], float(self.ts[i]), self.trader_id[i], self.sequence[i], self.source[i])
+        return Trade(self.trade_id[i], self.symbol[i], float(self.price[i]), float(self.quantity[i]),
+                     self.side[i], self.exchange[i], float(self.ts[i]), self.trader_id[i], self.sequence[i],
+                     self.source[i])
 
     def take(self, rows: Sequence[int]) -> "TradeColumns":
         """The trades at ``rows``, in that order."""
@@ -129,10 +130,10 @@ class TradeColumns:
         if not trades:
             return cls.empty()
         tid, sym, price, qty, side, exch, ts, trader, seq, src = zip(*(
-            (t.trade_id, t.symbol, t.price, t.quantity, t.side, t.exchange, t.ts, t.trader_id, t.sequence, t.source)
-            for t in trades))
-        return cls(tid, sym, np.array(price, float), np.array(qty, float), side, exch, np.array(ts, float), trader,
-                   seq, src)
+            (t.trade_id, t.symbol, t.price, t.quantity, t.side, t.exchange, t.ts, t.trader_id, t.sequence,
+             t.source) for t in trades))
+        return cls(tid, sym, np.array(price, float), np.array(qty, float), side, exch, np.array(ts, float),
+                   trader, seq, src)
 
     @classmethod
     def concat(cls, parts: Sequence["TradeColumns"]) -> "TradeColumns":
@@ -150,7 +151,8 @@ class TradeColumns:
 
         return cls(texts("trade_id"), texts("symbol"), np.concatenate([p.price for p in parts]),
                    np.concatenate([p.quantity for p in parts]), texts("side"), texts("exchange"),
-                   np.concatenate([p.ts for p in parts]), texts("trader_id"), texts("sequence"), texts("source"))
+                   np.concatenate([p.ts for p in parts]), texts("trader_id"), texts("sequence"),
+                   texts("source"))
 
     @classmethod
     def empty(cls) -> "TradeColumns":
@@ -220,7 +222,8 @@ def _decode_joined(values: Sequence, now: float, max_future: float, max_bytes: i
             ts[i] = Trade.decode(values[i], now, max_future, max_bytes=max_bytes).ts
         except InvalidRecord as exc:
             refused.append((i, exc))
-    cols = TradeColumns(tid, sym, np.array(price, float), np.array(qty, float), side, exch, ts, trader, seq, src)
+    cols = TradeColumns(tid, sym, np.array(price, float), np.array(qty, float), side, exch, ts, trader, seq,
+                        src)
     if not refused:
         return cols, list(range(n)), []
     bad = {i for i, _ in refused}
@@ -266,7 +269,8 @@ def canonical_timestamps(stamps: Sequence[str]) -> tuple[np.ndarray, np.ndarray]
     if set(map(len, stamps)) == {_CANONICAL_LEN}:
         text = "".join(stamps)
         if text.isascii():
-            return ts, _parse_canonical(np.frombuffer(text.encode("ascii"), np.uint8).reshape(n, _CANONICAL_LEN), ts)
+            chars = np.frombuffer(text.encode("ascii"), np.uint8).reshape(n, _CANONICAL_LEN)
+            return ts, _parse_canonical(chars, ts)
     return ts, _canonical_where_sized(stamps, ts)
 
 
@@ -284,7 +288,8 @@ def _canonical_where_sized(stamps: Sequence[str], ts: np.ndarray) -> np.ndarray:
 
 
 def _parse_canonical(chars: np.ndarray, ts: np.ndarray) -> np.ndarray:
-    ok = (chars[:, list(_SEPARATORS)] == np.frombuffer("".join(_SEPARATORS.values()).encode(), np.uint8)).all(axis=1)
+    separators = np.frombuffer("".join(_SEPARATORS.values()).encode(), np.uint8)
+    ok = (chars[:, list(_SEPARATORS)] == separators).all(axis=1)
     d = chars[:, _DIGIT_COLUMNS].astype(np.int64) - 48
     ok &= ((d >= 0) & (d <= 9)).all(axis=1)
     year = d[:, 0] * 1000 + d[:, 1] * 100 + d[:, 2] * 10 + d[:, 3]
@@ -306,7 +311,6 @@ def _parse_canonical(chars: np.ndarray, ts: np.ndarray) -> np.ndarray:
     ok &= whole_micros < 2 ** 53  # exact as a float (to 2255): one rounding, in the division
     ts[ok] = whole_micros[ok] / 1e6
     return ok
-
 
 
 class TradeRows:

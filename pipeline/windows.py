@@ -200,7 +200,8 @@ class SymbolWindows:
                 acc.merge(ts[pick], price[pick], sums[4 * g:4 * g + 4])
 
     def advance(self, watermark: float) -> list[tuple[int, float]]:
-        """Move how far each size is final to what ``watermark`` makes final; (size, through) of each moved."""
+        """Move how far each size is final to what ``watermark`` makes final; (size, through) of each
+        size that moved."""
         horizon = watermark - self.grace
         moved = []
         for size in self.sizes:

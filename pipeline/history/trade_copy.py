@@ -22,8 +22,8 @@ HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" * 2
 TRAILER = b"\xff\xff"
 POSTGRES_EPOCH = 946684800.0  # 2000-01-01T00:00:00Z in Unix seconds
 NULL = b"\xff\xff\xff\xff"
-_LEADING = [("fields", ">i2"), ("price_len", ">i4"), ("price", ">f8"), ("quantity_len", ">i4"), ("quantity", ">f8"),
-            ("ts_len", ">i4"), ("ts", ">i8"), ("late_len", ">i4"), ("late", "u1")]
+_LEADING = [("fields", ">i2"), ("price_len", ">i4"), ("price", ">f8"), ("quantity_len", ">i4"),
+            ("quantity", ">f8"), ("ts_len", ">i4"), ("ts", ">i8"), ("late_len", ">i4"), ("late", "u1")]
 _WITH_SEQUENCE = np.dtype(_LEADING + [("sequence_len", ">i4"), ("sequence", ">i8"), ("trade_id_len", ">i4")])
 _NULL_SEQUENCE = np.dtype(_LEADING + [("sequence_len", ">i4"), ("trade_id_len", ">i4")])
 

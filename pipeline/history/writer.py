@@ -121,7 +121,8 @@ class HistoryWriter:
             timer.cancel()
 
     # --- rows ----------------------------------------------------------------------------------
-    def insert_trades(self, cur, trades: "Sequence[tuple[Trade, bool]] | TradeRows", again: bool = False) -> None:
+    def insert_trades(self, cur, trades: "Sequence[tuple[Trade, bool]] | TradeRows",
+                      again: bool = False) -> None:
         """Store (trade, late) rows; a trade id already stored at the same time is skipped.
 
         Binary COPY straight into ``trades`` under a savepoint; when a row is already there (a trade
@@ -145,7 +146,8 @@ class HistoryWriter:
         else:
             self._conflicted = False  # the next flush tries the direct way again
         cur.copy_expert(f"COPY trades_stage ({_COLUMNS}) FROM STDIN WITH (FORMAT binary)", io.BytesIO(data))
-        cur.execute(f"INSERT INTO trades ({_COLUMNS}) SELECT {_COLUMNS} FROM trades_stage ON CONFLICT DO NOTHING")
+        cur.execute(f"INSERT INTO trades ({_COLUMNS}) SELECT {_COLUMNS} FROM trades_stage "
+                    "ON CONFLICT DO NOTHING")
         if again:  # more trades follow in this transaction (the stage empties itself only on commit)
             cur.execute("DELETE FROM trades_stage")
 

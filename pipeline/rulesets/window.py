@@ -117,14 +117,16 @@ class RollingWindow(RuleState, tag="window"):
         tc, qc = np.cumsum(t, axis=1), np.cumsum(q, axis=1)
         totals[:], squares[:] = tc[lane, col], qc[lane, col]
         after_drop, after_add = tc[lane, col + 1], tc[lane, col + 2]
-        other = (drops & (np.abs(old) > np.abs(after_drop) * CANCELLATION)) | ((value > 0) & (after_add < value))
+        cancelled = drops & (np.abs(old) > np.abs(after_drop) * CANCELLATION)
+        other = cancelled | ((value > 0) & (after_add < value))
         other[periodic] = False  # recomputed anyway
         hit = np.flatnonzero(other)
         last = int(hit[0]) if hit.size else k - 1
         if hit.size or (periodic.size and periodic[-1] == last):
             self.total, self.total_sq = self._exact(self._window_after(seq, first, last))
         else:
-            self.total, self.total_sq = float(tc[lane[last], col[last] + 2]), float(qc[lane[last], col[last] + 2])
+            end = (lane[last], col[last] + 2)
+            self.total, self.total_sq = float(tc[end]), float(qc[end])
         self.since_exact = (done_before + last + 1) % size
         self.values = self._window_after(seq, first, last)
         return last + 1
@@ -177,7 +179,8 @@ class WindowRule(Rule):
         return None
 
     def candidates(self, steps: WindowSteps, price: np.ndarray, quantity: np.ndarray) -> np.ndarray:
-        """True at least where ``check`` may raise an alert (the window full enough); checked exactly after."""
+        """True at least where ``check`` may raise an alert (given a full enough window); each is then
+        checked exactly."""
         return np.ones(len(price), bool)
 
     def fold_many(self, price: np.ndarray, quantity: np.ndarray, state: RollingWindow,
