@@ -186,6 +186,21 @@ def listening_pid(port: int) -> Optional[int]:
     return None
 
 
+def thread_cpu(pid: int) -> Counter:
+    """CPU seconds of each thread of a process by thread name (librdkafka's threads are named rdk:...)."""
+    out: Counter = Counter()
+    tick = os.sysconf("SC_CLK_TCK")
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            name = (task / "comm").read_text().strip()
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        name = name.split("/")[0] if name.startswith("rdk:broker") else name
+        out[name] += (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
 def tree_cpu(pid: int) -> float:
     """CPU seconds (user + system) of a process and its living children."""
     try:
@@ -232,6 +247,7 @@ class Run:
     shares: list[int] = field(default_factory=list)  # trades each processor folded
     procs: list = field(default_factory=list)
     steady_cpu_us: float = 0.0          # processors' CPU per trade from the first checkpoint on
+    threads: Counter = field(default_factory=Counter)  # CPU seconds per thread name of the first processor
 
     @property
     def rate(self) -> float:
@@ -282,6 +298,7 @@ def run_processors(settings: Settings, trades: int, count: int, profile: str, ti
     elapsed = time.monotonic() - t0
     servers.stop()
     cpu = dict(servers.spent, processors=sum(tree_cpu(p.pid) for p in procs))
+    threads = thread_cpu(procs[0].pid)
     for r in rss:
         r.stop()
     if spy is not None:
@@ -290,7 +307,7 @@ def run_processors(settings: Settings, trades: int, count: int, profile: str, ti
     steady = (trades - first[1]) / (time.monotonic() - first[0]) if first and first[1] < trades else 0.0
     steady_cpu = (cpu["processors"] - first[2]) / (trades - first[1]) * 1e6 if first and first[1] < trades else 0.0
     return Run(trades, elapsed, steady, [r.peak_mb for r in rss], cpu,
-               [processed_by(port) for port in ports] if count > 1 else [trades], procs, steady_cpu)
+               [processed_by(port) for port in ports] if count > 1 else [trades], procs, steady_cpu, threads)
 
 
 def stop_processors(procs: list) -> None:
@@ -444,6 +461,9 @@ def main() -> int:
                 print(f"latency publication -> Redis at {rate:,.0f} trades/s: p50 {percentile(samples, 50) * 1000:.1f} ms,"
                       f" p99 {percentile(samples, 99) * 1000:.1f} ms, mean {statistics.mean(samples) * 1000:.1f} ms "
                       f"({len(samples)} samples)")
+        threads = main_runs[0].threads
+        print("processor CPU by thread (first run, µs/trade): " + ", ".join(
+            f"{name} {seconds / args.trades * 1e6 * args.processors:.2f}" for name, seconds in threads.most_common(8)))
         print(f"load average at the end: {', '.join(f'{x:.1f}' for x in os.getloadavg())}")
         if args.profile == "cprofile":
             import pstats

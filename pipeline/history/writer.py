@@ -38,6 +38,7 @@ CREATE TEMP TABLE IF NOT EXISTS trades_stage (
 ) ON COMMIT DELETE ROWS
 """
 _COLUMNS = ", ".join(COPY_COLUMNS)
+COPY_CHUNK = 1 << 20  # bytes handed to the server per write
 
 
 CANDLE_INSERT = """INSERT INTO candles (symbol, window_seconds, window_start, window_end, open, high, low,
@@ -137,7 +138,8 @@ class HistoryWriter:
         if not again and not self._conflicted:
             cur.execute("SAVEPOINT trades_direct")
             try:
-                cur.copy_expert(f"COPY trades ({_COLUMNS}) FROM STDIN WITH (FORMAT binary)", io.BytesIO(data))
+                cur.copy_expert(f"COPY trades ({_COLUMNS}) FROM STDIN WITH (FORMAT binary)", io.BytesIO(data),
+                                size=COPY_CHUNK)
                 cur.execute("RELEASE SAVEPOINT trades_direct")
                 return
             except psycopg2.errors.UniqueViolation:
@@ -145,7 +147,8 @@ class HistoryWriter:
                 self._conflicted = True
         else:
             self._conflicted = False  # the next flush tries the direct way again
-        cur.copy_expert(f"COPY trades_stage ({_COLUMNS}) FROM STDIN WITH (FORMAT binary)", io.BytesIO(data))
+        cur.copy_expert(f"COPY trades_stage ({_COLUMNS}) FROM STDIN WITH (FORMAT binary)", io.BytesIO(data),
+                        size=COPY_CHUNK)
         cur.execute(f"INSERT INTO trades ({_COLUMNS}) SELECT {_COLUMNS} FROM trades_stage "
                     "ON CONFLICT DO NOTHING")
         if again:  # more trades follow in this transaction (the stage empties itself only on commit)
