@@ -426,8 +426,10 @@ def main() -> int:
 
         results = []
         for rate in [float(r) for r in args.rates.split(",") if r.strip()]:
+            before = sum(tree_cpu(p.pid) for p in latency_procs)
             samples = latency(settings, rate, args.latency_seconds)
-            results.append((rate, samples))
+            busy = (sum(tree_cpu(p.pid) for p in latency_procs) - before) / args.latency_seconds
+            results.append((rate, samples, busy))
         stop_processors(latency_procs)
 
         print()
@@ -456,11 +458,11 @@ def main() -> int:
             same = candles[1] == candles[args.processors]
             print(f"candles closed by event time: {len(candles[1])} with one processor, "
                   f"{len(candles[args.processors])} with {args.processors}: {'identical' if same else 'DIFFERENT'}")
-        for rate, samples in results:
+        for rate, samples, busy in results:
             if samples:
-                print(f"latency publication -> Redis at {rate:,.0f} trades/s: p50 {percentile(samples, 50) * 1000:.1f} ms,"
-                      f" p99 {percentile(samples, 99) * 1000:.1f} ms, mean {statistics.mean(samples) * 1000:.1f} ms "
-                      f"({len(samples)} samples)")
+                print(f"latency publication -> Redis at {rate:,.0f} trades/s: p50 {percentile(samples, 50) * 1000:.1f} "
+                      f"ms, p99 {percentile(samples, 99) * 1000:.1f} ms, mean {statistics.mean(samples) * 1000:.1f} ms "
+                      f"({len(samples)} samples); processor busy {busy * 100:.0f} % of a core")
         threads = main_runs[0].threads
         print("processor CPU by thread (first run, µs/trade): " + ", ".join(
             f"{name} {seconds / args.trades * 1e6 * args.processors:.2f}" for name, seconds in threads.most_common(8)))

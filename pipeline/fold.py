@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from pipeline.partition_state import SourceState, SymbolState
 
 logger = logging.getLogger(__name__)
-SCALAR_BELOW = 12  # a symbol with fewer trades in a batch is folded trade by trade (NumPy calls cost more)
+SCALAR_BELOW = 48  # a symbol with fewer trades in a batch is folded trade by trade (NumPy calls cost more)
 _INF = math.inf
 _NEG_INF = -math.inf
 
