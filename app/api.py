@@ -19,19 +19,14 @@ from werkzeug.exceptions import HTTPException
 from app import market, params
 from app.access import OPERATOR
 from app.auth import current_principal, requires
-from app.openapi import openapi_document
-from app.services import Services, Unavailable
-from components.orderbook import book_seed, simulate_order_book
-from components.scanner import pressure
-from pipeline.breaker import BreakerPolicy
-from pipeline.events import SEVERITY_RANK, SEVERITY_BY_TYPE
+from app.openapi import openapi_for
+from app.services import Unavailable
+from app.services import current as _services  # the one accessor of the web's services (app.services)
+from pipeline.alert_types import ALERT_SEVERITIES, ALERT_TYPES
+from pipeline.breaker import OPEN, BreakerPolicy
 
 logger = logging.getLogger(__name__)
 api = Blueprint("api", __name__, url_prefix="/api/v1")
-WINDOWS = (60, 300, 900)
-# The severities alerts have (not every rank: LOW is none of them).
-SEVERITIES = tuple(sorted(set(SEVERITY_BY_TYPE.values()), key=lambda s: -SEVERITY_RANK[s]))
-ALERT_TYPES = tuple(SEVERITY_BY_TYPE)
 
 
 def json_response(data, status: int = 200) -> Response:
@@ -40,10 +35,6 @@ def json_response(data, status: int = 200) -> Response:
 
 def error_response(status: int, code: str, message: str, **extra) -> Response:
     return json_response({"error": {"status": status, "code": code, "message": message, **extra}}, status)
-
-
-def _services() -> Services:
-    return current_app.extensions["stockit"]
 
 
 def _args(*allowed: str):
@@ -83,7 +74,8 @@ def price(symbol: str) -> Response:
 def ohlcv(symbol: str) -> Response:
     args = _args("window_seconds", "limit", "start", "end", "include_open", "source")
     sym = params.symbol(symbol)
-    window = params.choice(args, "window_seconds", 60, WINDOWS)
+    windows = _services().settings.window_list
+    window = params.choice(args, "window_seconds", windows[0], windows)
     limit = params.integer(args, "limit", 120, 1, 5000)
     start, end = params.timestamp(args, "start"), params.timestamp(args, "end")
     _check_range(start, end)
@@ -136,7 +128,7 @@ def trade_pressure(symbol: str) -> Response:
     rows = _services().speed(lambda r: r.trades(sym, limit))
     if not rows:
         raise _NotFound(f"no recent trades for symbol {sym!r}")
-    return json_response({"symbol": sym, **pressure(rows)})
+    return json_response({"symbol": sym, **market.pressure(rows)})
 
 
 @api.get("/orderbook/<symbol>")
@@ -146,9 +138,7 @@ def orderbook(symbol: str) -> Response:
     depth = params.integer(args, "depth", 10, 1, 50)
     ticker = _known_ticker(sym)
     recent = _services().speed(lambda r: r.trades(sym, 50))
-    typical = sorted(t["quantity"] for t in recent)[len(recent) // 2] if recent else 1.0
-    book = simulate_order_book(ticker["price"], depth, typical, seed=book_seed(sym, ticker.get("ts", 0.0)))
-    return json_response({"symbol": sym, **book})
+    return json_response({"symbol": sym, **market.order_book(sym, ticker, recent, depth)})
 
 
 # --- alerts ----------------------------------------------------------------------------------------
@@ -156,7 +146,7 @@ def orderbook(symbol: str) -> Response:
 def alerts() -> Response:
     args = _args("unacked_only", "severity", "type", "symbol", "limit", "since", "source")
     unacked = params.boolean(args, "unacked_only", False)
-    severities = params.choices(args, "severity", SEVERITIES)
+    severities = params.choices(args, "severity", ALERT_SEVERITIES)
     types = params.choices(args, "type", ALERT_TYPES)
     sym = params.optional_symbol(args)
     limit = params.integer(args, "limit", 100, 1, 1000)
@@ -226,8 +216,8 @@ def breakers() -> Response:
     # A replay's breakers are shown as its alerts left them: the wall clock is not their time.
     rows = market.breaker_view(raw, symbols, time.time() if live else None,
                                BreakerPolicy(s.breaker_open_seconds, s.breaker_probation_seconds))
-    return json_response({"source": source, "count": len(rows), "open": sum(r["state"] == "OPEN" for r in rows),
-                          "breakers": rows})
+    return json_response({"source": source, "count": len(rows),
+                          "open": sum(r["state"] == OPEN for r in rows), "breakers": rows})
 
 
 @api.get("/health")
@@ -257,7 +247,7 @@ def health() -> Response:
 @api.get("/openapi.json")
 def openapi() -> Response:
     _args()
-    return json_response(openapi_document())
+    return json_response(openapi_for(_services().settings.window_list))
 
 
 @api.route("/<path:rest>", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
@@ -301,6 +291,8 @@ def _unavailable(exc: Unavailable) -> Response:
 
 
 def init_app(server: Flask) -> None:
+    from app import api_backtests, api_lifecycle, api_quality  # noqa: F401 - their routes join the blueprint
+
     server.register_blueprint(api)
 
     @server.errorhandler(HTTPException)

@@ -9,6 +9,7 @@ from typing import Optional
 from flask import Blueprint, Response, abort, send_from_directory
 
 from app.openapi import openapi_document
+from components import theme
 
 logger = logging.getLogger(__name__)
 docs = Blueprint("docs", __name__)
@@ -25,9 +26,9 @@ PAGE = """<!doctype html>
 </body></html>"""
 # Served as files, not inline, so the Content-Security-Policy needs no 'unsafe-inline' for scripts.
 OWN_ASSETS = {
-    "stockit-docs.css": ("text/css", """body{margin:0;background:#fafafa} .topbar{display:none}
-.stockit-bar{background:#0b0f14;color:#d6dde6;padding:10px 20px;font:600 15px system-ui,sans-serif}
-.stockit-bar a{color:#f0b90b;text-decoration:none;margin-left:16px;font-weight:400}
+    "stockit-docs.css": ("text/css", f"""body{{margin:0;background:#fafafa}} .topbar{{display:none}}
+.stockit-bar{{background:{theme.BACKGROUND};color:{theme.TEXT};padding:10px 20px;font:600 15px system-ui,sans-serif}}
+.stockit-bar a{{color:{theme.ACCENT};text-decoration:none;margin-left:16px;font-weight:400}}
 """),
     "stockit-docs.js": ("text/javascript", """window.ui = SwaggerUIBundle({url: "/api/v1/openapi.json",
   dom_id: "#swagger-ui", validatorUrl: null, deepLinking: true, tryItOutEnabled: true,

@@ -16,6 +16,7 @@ MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 STREAMS = ("prices", "alerts", "aggregates", "sse-prices")
+BROWSER_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 
 class WebMetrics:
@@ -30,8 +31,18 @@ class WebMetrics:
         self.stream_drops = Counter("web_stream_drops_total",
                                     "Stream clients refused (full) or cut off (slow, unresponsive, too_big)",
                                     ["stream", "reason"], registry=r)
+        self.browser_latency = Histogram("web_browser_latency_seconds", "Latency measured by browsers from "
+                                         "their WebSocket ticks: event_to_browser (trade event time to the "
+                                         "page), web_to_browser (the web server's send to the page)",
+                                         ["stage"], buckets=BROWSER_BUCKETS, registry=r)
         for stream in STREAMS:
             self.ws_clients.labels(stream).set(0)
+        self.computed: list = []  # collectors that compute their samples at scrape time
+
+    def add_computed(self, collector) -> None:
+        """A collector whose samples are computed when scraped (the same in every process)."""
+        self.registry.register(collector)
+        self.computed.append(collector)
 
 
 def share_between_processes() -> None:
@@ -44,6 +55,8 @@ def _exposition(metrics: WebMetrics) -> bytes:
         return generate_latest(metrics.registry)
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry)
+    for collector in metrics.computed:
+        registry.register(collector)
     return generate_latest(registry)
 
 

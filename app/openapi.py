@@ -1,14 +1,31 @@
-"""The OpenAPI 3 document of ``/api/v1`` — written by hand, checked against real responses in tests."""
+"""The OpenAPI 3 document of ``/api/v1`` — written by hand, checked against real responses in tests.
+
+``openapi_document()`` describes an app with the default settings; ``openapi_for(windows)`` one whose
+candle sizes (``STOCKIT_WINDOWS``) are ``windows`` — the document ``/api/v1/openapi.json`` serves.
+"""
 from __future__ import annotations
 
+import copy
 import functools
 
+from app.market import SIGNALS
+from app.status import DOWN, OK, STALE, STOPPED
+from pipeline.alert_types import ALERT_SEVERITIES, ALERT_TYPES
+from pipeline.breaker import STATES
 from pipeline.events import SOURCE_MAX, SOURCE_PATTERN
+from pipeline.settings import Settings
 
 NUM, INT, STR, BOOL = {"type": "number"}, {"type": "integer"}, {"type": "string"}, {"type": "boolean"}
 TIME = {"type": "string", "format": "date-time"}
 SOURCE_NAME = {"type": "string", "pattern": SOURCE_PATTERN,
                "description": "a source of trades: the live feed (default name live) or a replay"}
+DEFAULT_WINDOWS = Settings().window_list  # STOCKIT_WINDOWS unset
+PIPELINE_STATES = {"type": "string", "enum": [OK, STALE, STOPPED, DOWN]}
+
+
+def _window(windows: tuple[int, ...], default: bool = False) -> dict:
+    """The schema of a candle size: one of ``windows``; as a parameter, the smallest by default."""
+    return {"type": "integer", "enum": list(windows), **({"default": min(windows)} if default else {})}
 
 
 def _n(schema: dict) -> dict:
@@ -38,8 +55,9 @@ SCHEMAS = {
     "Candle": _obj({"symbol": STR, "window_seconds": INT, "window_start": TIME, "window_end": TIME, "open": NUM,
                     "high": NUM, "low": NUM, "close": NUM, "volume": NUM, "vwap": NUM, "trade_count": INT,
                     "buy_volume": NUM, "sell_volume": NUM}, {"source": SOURCE_NAME}),
-    "Ohlcv": _obj({"symbol": STR, "window_seconds": {"type": "integer", "enum": [60, 300, 900]}, "source": SOURCE_NAME,
-                   "count": INT, "candles": _list("Candle"), "open_candle": {**_ref("Candle"), "nullable": True}}),
+    "Ohlcv": _obj({"symbol": STR, "window_seconds": _window(DEFAULT_WINDOWS),
+                   "source": SOURCE_NAME, "count": INT, "candles": _list("Candle"),
+                   "open_candle": {**_ref("Candle"), "nullable": True}}),
     "Trade": _obj({"trade_id": STR, "symbol": STR, "price": NUM, "quantity": NUM,
                    "side": {"type": "string", "enum": ["BUY", "SELL"]}, "exchange": STR, "timestamp": TIME},
                   {"trader_id": _n(STR), "sequence": _n(INT), "source": SOURCE_NAME}),
@@ -54,7 +72,8 @@ SCHEMAS = {
                    "reference": NUM, "deviation": NUM, "trade_id": STR, "timestamp": TIME, "message": STR,
                    "side": STR, "quantity": NUM, "status": STR, "delivery_status": _n(STR),
                    "delivery_attempts": INT, "delivered_at": _n(TIME), "last_error": _n(STR), "acknowledged": BOOL,
-                   "acknowledged_at": _n(TIME), "acknowledged_by": _n(STR), "source": SOURCE_NAME}),
+                   "acknowledged_at": _n(TIME), "acknowledged_by": _n(STR), "source": SOURCE_NAME,
+                   "snooze_id": _n(INT), "notes": INT}),
     "Sources": _obj({"live": SOURCE_NAME, "sources": {"type": "array", "items": SOURCE_NAME}}),
     "Alerts": _obj({"count": INT, "alerts": _list("Alert")}),
     "Mover": _obj({"symbol": STR, "price": NUM, "change_pct": NUM, "volume": NUM, "trade_count": INT}),
@@ -65,20 +84,20 @@ SCHEMAS = {
                        "asks": _list("BookLevel")}),
     "Pressure": _obj({"symbol": STR, "trade_count": INT, "buy_volume": NUM, "sell_volume": NUM,
                       "buy_pct": _n(NUM), "pressure": _n(NUM),
-                      "dominant_side": {"type": "string", "enum": ["BUY", "SELL", "NEUTRAL"]}}),
+                      "dominant_side": {"type": "string", "enum": list(SIGNALS)}}),
     "Summary": _obj({"pipeline": {"type": "object", "additionalProperties": NUM,
                                   "description": "running totals: trades, volume, notional, alerts, late, "
                                                  "invalid, candles"},
                      "symbols": {"type": "array", "items": STR}, "symbol_count": INT,
                      "history": {"type": "object", "nullable": True, "additionalProperties": INT,
                                  "description": "row counts in PostgreSQL (null when it is unreachable)"},
-                     "status": {"type": "string", "enum": ["ok", "stale", "stopped", "down"]}, "message": STR}),
-    "Breaker": _obj({"symbol": STR, "state": {"type": "string", "enum": ["CLOSED", "HALF_OPEN", "OPEN"]},
+                     "status": PIPELINE_STATES, "message": STR}),
+    "Breaker": _obj({"symbol": STR, "state": {"type": "string", "enum": list(STATES)},
                      "since": _n(NUM), "trips": INT},
                     {"since_iso": _n(TIME), "last_alert_id": _n(STR)}),
     "Breakers": _obj({"source": SOURCE_NAME, "count": INT, "open": INT, "breakers": _list("Breaker")}),
     "Health": {**_obj({"status": {"type": "string", "enum": ["ok", "degraded", "down"]}},
-                      {"pipeline": {"type": "string", "enum": ["ok", "stale", "stopped", "down"]},
+                      {"pipeline": PIPELINE_STATES,
                        "message": STR, "redis": BOOL, "database": BOOL, "last_trade_age_seconds": _n(NUM),
                        "workers": {"type": "object",
                                    "additionalProperties": _obj({"alive": BOOL, "age_seconds": _n(NUM)})},
@@ -142,8 +161,9 @@ PATHS = {
     "/prices/{symbol}": _op("Latest price of one symbol", "Ticker", [SYMBOL], E404, "prices"),
     "/ohlcv/{symbol}": _op(
         "OHLCV candles of one symbol", "Ohlcv",
-        [SYMBOL, _param("window_seconds", "query", {"type": "integer", "enum": [60, 300, 900], "default": 60},
-                        "candle size in seconds"), _limit(120, 5000, "finalized candles (the newest in range)"),
+        [SYMBOL, _param("window_seconds", "query", _window(DEFAULT_WINDOWS, default=True),
+                        "candle size in seconds (STOCKIT_WINDOWS; default the smallest)"),
+         _limit(120, 5000, "finalized candles (the newest in range)"),
          START, END, _param("include_open", "query", {"type": "boolean", "default": True},
                             "also return the open (not yet final) candle from the speed layer (live source "
                             "only)"), LIVE_SOURCE],
@@ -152,7 +172,8 @@ PATHS = {
     "/trades/history": _op("Stored trades, newest first", "TradeHistory",
                            [_param("symbol", "query", STR, "only this symbol"), START, END,
                             _limit(100, 10000, "trades"), ANY_SOURCE], {}, "trades"),
-    "/sources": _op("Sources of trades: the live one and those with stored candles", "Sources", [], {}, "candles",
+    "/sources": _op("Sources of trades: the live one and those with stored candles or alerts", "Sources",
+                    [], {}, "candles",
                     "Each source (the live feed, each replay) has its own event-time clock; candles and "
                     "alerts carry it. Replay one with `stockit replay FILE.csv --source NAME`."),
     "/trades/{symbol}": _op("Recent trades of one symbol (speed layer), newest first", "Trades",
@@ -170,8 +191,9 @@ PATHS = {
     "/alerts": _op("Alert history, newest first", "Alerts",
                    [_param("unacked_only", "query", {"type": "boolean", "default": False},
                            "only alerts nobody has acknowledged"),
-                    _param("severity", "query", STR, "comma-separated: CRITICAL, HIGH, MEDIUM (case-insensitive)"),
-                    _param("type", "query", STR, "comma-separated: CIRCUIT_BREAKER, PRICE_SPIKE, VOLUME_SPIKE"),
+                    _param("severity", "query", STR,
+                           f"comma-separated: {', '.join(ALERT_SEVERITIES)} (case-insensitive)"),
+                    _param("type", "query", STR, f"comma-separated: {', '.join(ALERT_TYPES)}"),
                     _param("symbol", "query", STR, "only this symbol"),
                     _param("since", "query", STR, "only alerts at or after this time"),
                     _limit(100, 1000, "alerts"), ANY_SOURCE], {}, "alerts"),
@@ -185,7 +207,8 @@ PATHS = {
     "/stats/movers": _op("Top gainers, losers and most active symbols", "Movers",
                          [_limit(5, 50, "symbols per list")], {}, "stats"),
     "/stats/summary": _op("Pipeline totals and status", "Summary", [], {}, "stats"),
-    "/breakers": _op("Circuit-breaker state of every symbol of one source", "Breakers", [LIVE_SOURCE], {}, "market",
+    "/breakers": _op("Circuit-breaker state of every symbol of one source", "Breakers", [LIVE_SOURCE], {},
+                     "market",
                      "The live source's breakers as of now; another source's (a replay's) as its alerts left "
                      "them."),
     "/health": _op("Health of the web app, its stores and the pipeline workers", "Health", [], {}, "ops",
@@ -208,6 +231,8 @@ PATHS["/stream/prices"]["get"]["responses"]["503"] = _ok(
 
 @functools.lru_cache(maxsize=1)
 def openapi_document() -> dict:
+    from app import openapi_analysis
+
     return {
         "openapi": "3.0.3",
         "info": {"title": "Stock-IT API", "version": "1.0.0",
@@ -218,6 +243,18 @@ def openapi_document() -> dict:
                                 "WebSocket upgrades from another site's pages are refused (403)."},
         "servers": [{"url": "/api/v1"}],
         "security": SIGNED_IN,
-        "paths": PATHS,
-        "components": {"schemas": SCHEMAS, "securitySchemes": SECURITY_SCHEMES},
+        "paths": {**PATHS, **openapi_analysis.PATHS},
+        "components": {"schemas": {**SCHEMAS, **openapi_analysis.SCHEMAS},
+                       "securitySchemes": SECURITY_SCHEMES},
     }
+
+
+@functools.lru_cache(maxsize=4)
+def openapi_for(windows: tuple[int, ...]) -> dict:
+    """The document of an app whose candle sizes (``STOCKIT_WINDOWS``) are ``windows``."""
+    doc = copy.deepcopy(openapi_document())
+    doc["components"]["schemas"]["Ohlcv"]["properties"]["window_seconds"] = _window(windows)
+    for param in doc["paths"]["/ohlcv/{symbol}"]["get"]["parameters"]:
+        if param["name"] == "window_seconds":
+            param["schema"] = _window(windows, default=True)
+    return doc

@@ -52,14 +52,20 @@ def source(args: Mapping[str, str], default: Optional[str] = None, name: str = "
                                  f"{SOURCE_MAX} characters)") from None
 
 
+def _whole_number(raw: str) -> Optional[int]:
+    try:
+        return int(raw)
+    except ValueError:
+        return None
+
+
 def integer(args: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
     raw = args.get(name)
     if raw is None or raw == "":
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise BadParameter(name, f"{raw!r} is not a whole number") from None
+    value = _whole_number(raw)
+    if value is None:
+        raise BadParameter(name, f"{raw!r} is not a whole number")
     if not lo <= value <= hi:
         raise BadParameter(name, f"must be between {lo} and {hi}, got {value}")
     return value
@@ -70,10 +76,7 @@ def choice(args: Mapping[str, str], name: str, default: int, allowed: Iterable[i
     raw = args.get(name)
     if raw is None or raw == "":
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        value = None
+    value = _whole_number(raw)
     if value not in allowed:
         raise BadParameter(name, f"must be one of {', '.join(map(str, allowed))}, got {raw!r}")
     return value
@@ -122,3 +125,19 @@ def choices(args: Mapping[str, str], name: str, allowed: Iterable[str]) -> list[
     if bad:
         raise BadParameter(name, f"{bad[0]!r} is not one of {', '.join(allowed)}")
     return list(dict.fromkeys(values))
+
+
+def json_object(raw: bytes, allowed: Iterable[str]) -> dict:
+    """A request body that must be a JSON object of ``allowed`` fields (BadParameter names the wrong one)."""
+    import orjson
+
+    try:
+        body = orjson.loads(raw or b"{}")
+    except orjson.JSONDecodeError as exc:
+        raise BadParameter("body", f"not JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise BadParameter("body", "must be a JSON object")
+    unknown = sorted(set(body) - set(allowed))
+    if unknown:
+        raise BadParameter(unknown[0], f"unknown field; accepted: {', '.join(allowed)}")
+    return body

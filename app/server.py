@@ -11,6 +11,7 @@ from flask import Flask
 from app import admission, api, auth, layout, metrics, security_headers, sockets, streams
 from app.docs import docs
 from app.live import LiveHub
+from app.quality import QualityGauges
 from app.services import Services
 from pipeline.settings import Settings, get_settings
 
@@ -31,6 +32,7 @@ def create_app(settings: Optional[Settings] = None) -> Flask:
                                                price_interval=settings.stream_price_interval)
     admission.init_app(server)
     web_metrics = metrics.WebMetrics()
+    web_metrics.add_computed(QualityGauges(services))  # sequence gaps and late trades, from PostgreSQL
     metrics.init_app(server, web_metrics)
     sockets.init_app(server, settings, web_metrics)
     api.init_app(server)

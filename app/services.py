@@ -42,8 +42,9 @@ class Services:
 
     def __init__(self, settings: Settings):
         self.settings = settings
-        self.redis = redis.Redis.from_url(settings.redis_url or "redis://127.0.0.1:6379/0", socket_timeout=3,
-                                          socket_connect_timeout=2, health_check_interval=30)
+        url = settings.redis_url or f"redis://127.0.0.1:{settings.redis_port}/0"  # unset: the local stack's
+        self.redis = redis.Redis.from_url(url, socket_timeout=3, socket_connect_timeout=2,
+                                          health_check_interval=30)
         self.reader = SpeedLayerReader(self.redis)
         self._history: Optional[HistoryReader] = None
         self._history_lock = threading.Lock()

@@ -18,7 +18,7 @@ from flask import Blueprint, Flask, Response, current_app, request, stream_with_
 
 from app import sockets
 from app.live import AGGREGATES, ALERTS, LiveHub
-from app.services import Services
+from app.services import current
 from app.sockets import SocketRoutes, StreamSocket
 
 logger = logging.getLogger(__name__)
@@ -26,10 +26,6 @@ routes = SocketRoutes("ws")
 sse = Blueprint("sse", __name__)
 IDLE_PERIOD = 15.0   # alerts/aggregates: a heartbeat message this often
 EVENT_WAIT = 1.0     # alerts/aggregates: how often a handler looks whether its client is still there
-
-
-def _services() -> Services:
-    return current_app.extensions["stockit"]
 
 
 def _hub() -> LiveHub:
@@ -78,7 +74,7 @@ def ws_alerts(ws: StreamSocket) -> None:
     hub, keep = _hub(), _alert_filter()
     seq = hub.current_seq()
     try:
-        recent = _services().speed(lambda r: r.recent_alerts(50))
+        recent = current().speed(lambda r: r.recent_alerts(50))
     except Exception:  # noqa: BLE001 - a snapshot is a courtesy; the stream still works
         recent = []
     ws.send(orjson.dumps({"type": "snapshot", "alerts": [a for a in recent if keep(a)]}).decode())

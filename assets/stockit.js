@@ -46,8 +46,48 @@
     try { return JSON.parse(message.data); } catch (e) { return null; }
   }
 
+  /* The browser stage of the latency: from each /ws/prices message, the web server's send to here
+     (web_to_browser) and each changed ticker's event time to here (event_to_browser), reported to the
+     server every REPORT_MS (POST /api/v1/quality/browser-latency; same origin, with the session). */
+  var REPORT_MS = 10000, MAX_SAMPLES = 200;
+  var latencySamples = [], lastTickTs = {};
+
+  function recordLatency(msg) {
+    if (!msg || msg.type !== "prices") { return; }
+    var now = Date.now() / 1000, add = function (stage, s) {
+      if (s >= 0 && s <= 3600) {
+        latencySamples.push({stage: stage, seconds: Math.round(s * 10000) / 10000});
+      }
+    };
+    if (typeof msg.server_ts === "number") { add("web_to_browser", now - msg.server_ts); }
+    var prices = msg.prices || {};
+    Object.keys(prices).forEach(function (sym) {
+      var ts = prices[sym] && prices[sym].ts;
+      if (typeof ts === "number" && lastTickTs[sym] !== undefined && ts !== lastTickTs[sym]) {
+        add("event_to_browser", now - ts);
+      }
+      lastTickTs[sym] = ts;
+    });
+    if (latencySamples.length > MAX_SAMPLES) { latencySamples = latencySamples.slice(-MAX_SAMPLES); }
+  }
+
+  window.setInterval(function () {
+    if (!latencySamples.length) { return; }
+    var body = JSON.stringify({samples: latencySamples});
+    latencySamples = [];
+    plainFetch.call(window, "/api/v1/quality/browser-latency", {
+      method: "POST", body: body, credentials: "same-origin", headers: {"Content-Type": "application/json"}})
+      .catch(function () { /* a lost report is a lost measurement, nothing more */ });
+  }, REPORT_MS);
+
   window.dash_clientside = Object.assign({}, window.dash_clientside, {
     stockit: {
+      /* Data quality page: measure the browser stage from a /ws/prices message (no output changes). */
+      measureLatency: function (message) {
+        recordLatency(parse(message));
+        return window.dash_clientside.no_update;
+      },
+
       /* Give a WebSocket component its absolute URL, and a fresh one when it has closed. */
       wsUrl: function (n, state, url, path) {
         var proto = window.location.protocol === "https:" ? "wss://" : "ws://";
@@ -65,6 +105,7 @@
         var nu = window.dash_clientside.no_update;
         var msg = parse(message);
         if (!msg || msg.type !== "prices") { throw window.dash_clientside.PreventUpdate; }
+        recordLatency(msg);
         var prices = msg.prices || {};
         var ids = ctx.outputs_list[0].map(function (o) { return o.id.symbol; });
         var out = [[], [], [], [], []];

@@ -11,7 +11,7 @@ pub/sub -> web app hub -> WebSocket -> Dash clientside callback -> DOM -> frame.
     STOCKIT_BENCH_USER=... STOCKIT_BENCH_PASSWORD=... \
         python bench/browser_latency.py --url http://127.0.0.1:8088 --duration 120
 
-Goal (issue 3): p95 < 500 ms.
+Goal: p95 < 500 ms.
 """
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ own GIL does not queue requests), each after a warm-up, each bounded in time:
     STOCKIT_BENCH_USER=... STOCKIT_BENCH_PASSWORD=... \
         python bench/web_load.py --url http://127.0.0.1:8088 --rate 1000 --duration 30
 
-Loopback only.  Goal (issue 3): >= 1,000 requests/s with p99 < 25 ms (the paced phase).
+Loopback only.  Goal: >= 1,000 requests/s with p99 < 25 ms (the paced phase).
 """
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ the difference between the two is what the streams cost.
     python bench/ws_capacity.py --url http://127.0.0.1:8088 --auth-header "Authorization: Bearer TOKEN"
 
 Loopback only.  The load generator, the web server and the rest of the stack share this machine's
-cores: the figures say how busy the machine was.  Goal (issue 8): with 1,000 streaming and 200 idle
+cores: the figures say how busy the machine was.  Goal: with 1,000 streaming and 200 idle
 clients, /api/v1/prices p99 < 50 ms and every /api/v1/health answer within 1 s.
 """
 from __future__ import annotations

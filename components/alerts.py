@@ -7,14 +7,18 @@ from typing import Iterable, Sequence
 
 from dash import html
 
-from components.format import fmt_pct, fmt_price, fmt_qty, fmt_time
-from pipeline.alert_types import ALERT_KINDS, MULTIPLE, SEVERITY_LABEL, SIGMAS, TYPE_LABEL
+from components import theme
+from components.format import fmt_pct, fmt_price, fmt_time
+from pipeline.alert_types import (ALERT_KINDS, ALERT_SEVERITIES, ALERT_TYPES, MULTIPLE, SEVERITY_LABEL,
+                                  SIGMAS, TYPE_LABEL)
+from pipeline.breaker import CLOSED, HALF_OPEN, OPEN
 
 CSV_FIELDS = ("alert_id", "timestamp", "severity", "alert_type", "symbol", "source", "price", "reference",
-              "deviation",
-              "side", "quantity", "message", "status", "delivery_status", "acknowledged", "acknowledged_at",
-              "acknowledged_by")
-BREAKER_LABEL = {"CLOSED": "Closed", "HALF_OPEN": "Half-open", "OPEN": "Open"}
+              "deviation", "side", "quantity", "message", "status", "delivery_status", "acknowledged",
+              "acknowledged_at", "acknowledged_by", "snooze_id", "notes")
+BREAKER_LABEL = {CLOSED: "Closed", HALF_OPEN: "Half-open", OPEN: "Open"}
+SEVERITY_OPTIONS = [{"label": SEVERITY_LABEL[s], "value": s} for s in ALERT_SEVERITIES]
+TYPE_OPTIONS = [{"label": TYPE_LABEL[t], "value": t} for t in ALERT_TYPES]
 
 
 def severity_badge(severity: str) -> html.Span:
@@ -46,7 +50,8 @@ def alert_feed_item(alert: dict) -> html.Div:
 
 def alert_feed(alerts: Sequence[dict], limit: int = 30) -> list:
     if not alerts:
-        return [html.Div("No alerts yet. They appear here the moment the pipeline raises one.", className="empty")]
+        return [html.Div("No alerts yet. They appear here the moment the pipeline raises one.",
+                         className="empty")]
     return [alert_feed_item(a) for a in alerts[:limit]]
 
 
@@ -60,16 +65,23 @@ def alert_table_rows(alerts: Iterable[dict]) -> list[dict]:
             "type": TYPE_LABEL.get(a["alert_type"], a["alert_type"]),
             "symbol": a["symbol"], "source": a.get("source", ""), "price": fmt_price(a["price"]),
             "deviation": deviation_text(a), "message": a.get("message", ""), "status": a.get("status") or "",
+            "notes": a.get("notes") or "",
             "ack": "✓ " + (a.get("acknowledged_by") or "") if a.get("acknowledged") else "",
         })
     return rows
 
 
+def severity_cell_styles(column: str = "severity") -> list[dict]:
+    """DataTable conditional styles: the severity column (showing labels) in each severity's colour."""
+    return [{"if": {"filter_query": f'{{{column}}} = "{SEVERITY_LABEL[s]}"', "column_id": column},
+             "color": theme.SEVERITY_COLOR[s], "fontWeight": 700} for s in ALERT_SEVERITIES]
+
+
 def alert_table_columns() -> list[dict]:
     return [{"id": k, "name": n} for k, n in (
         ("time", "Time (UTC)"), ("severity", "Severity"), ("type", "Type"), ("symbol", "Symbol"),
-        ("source", "Source"), ("price", "Price"), ("deviation", "Deviation"), ("message", "Message"), ("status", "Status"),
-        ("ack", "Acknowledged"))]
+        ("source", "Source"), ("price", "Price"), ("deviation", "Deviation"), ("message", "Message"),
+        ("status", "Status"), ("notes", "Notes"), ("ack", "Acknowledged"))]
 
 
 def alerts_csv(alerts: Iterable[dict]) -> str:
@@ -87,10 +99,10 @@ def breaker_panel(breakers: Sequence[dict]) -> list:
         return [html.Div("No symbols yet.", className="empty")]
     chips = []
     for b in breakers:
-        state = b.get("state", "CLOSED")
+        state = b.get("state", CLOSED)
         trips = b.get("trips", 0)
         detail = f"{trips} trip{'' if trips == 1 else 's'}"
-        if state != "CLOSED" and b.get("since"):
+        if state != CLOSED and b.get("since"):
             detail += f" · since {fmt_time(b['since'])}"
         chips.append(html.Div([html.Span(b["symbol"], className="chip-symbol"),
                                html.Span(BREAKER_LABEL.get(state, state), className="chip-state"),
@@ -98,7 +110,3 @@ def breaker_panel(breakers: Sequence[dict]) -> list:
                               className=f"breaker-chip breaker-{state.lower().replace('_', '-')}",
                               id=f"breaker-{b['symbol']}"))
     return chips
-
-
-def qty_text(alert: dict) -> str:
-    return fmt_qty(alert.get("quantity"))

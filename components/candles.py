@@ -1,5 +1,6 @@
 """Candlestick figure of one symbol: OHLC with an anchored VWAP line over volume bars, and the
-indicators the user switched on: Bollinger bands on the price panel, RSI and MACD panels below."""
+indicators the user switched on: Bollinger bands on the price panel, RSI and MACD panels below.
+The figures drawn come from ``app.market`` and ``pipeline.indicators``."""
 from __future__ import annotations
 
 from typing import Collection, Optional, Sequence
@@ -8,7 +9,8 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from components import theme
-from components.format import to_epoch
+from app.market import anchored_vwap
+from components.format import window_words
 from pipeline.indicators import bollinger, macd, rsi
 
 BOLLINGER, RSI, MACD = "bollinger", "rsi", "macd"
@@ -16,27 +18,6 @@ INDICATORS = {BOLLINGER: "Bollinger (20, 2σ)", RSI: "RSI (14)", MACD: "MACD (12
 INDICATOR_TOGGLES = {BOLLINGER: "BB", RSI: "RSI", MACD: "MACD"}  # short labels of the switches
 PANELS = (RSI, MACD)  # indicators drawn in a panel of their own, in this order
 RSI_LEVELS = (30.0, 70.0)
-
-
-def merge_open_candle(candles: Sequence[dict], open_candle: Optional[dict]) -> list[dict]:
-    """Finalized candles (oldest first) plus the open one when it is newer than the last final one."""
-    out = list(candles)
-    if open_candle:
-        start = to_epoch(open_candle["window_start"])
-        if not out or start > to_epoch(out[-1]["window_start"]):
-            out.append(dict(open_candle, is_open=True))
-    return out
-
-
-def anchored_vwap(candles: Sequence[dict]) -> list[Optional[float]]:
-    """Running VWAP from the first candle shown: Σ(vwap·volume) / Σ volume up to each candle."""
-    pv = vol = 0.0
-    out: list[Optional[float]] = []
-    for c in candles:
-        pv += c["vwap"] * c["volume"]
-        vol += c["volume"]
-        out.append(pv / vol if vol else None)
-    return out
 
 
 def x_range_change(relayout: Optional[dict]) -> Optional[list]:
@@ -68,8 +49,9 @@ def candlestick_figure(candles: Sequence[dict], symbol: str, window_seconds: int
     fig.update_xaxes(**theme.axis(type="date"))
     fig.update_yaxes(**theme.axis(side="right"))
     if not candles:
-        fig.add_annotation(text=f"No {window_seconds // 60}-minute candles for {symbol} yet", showarrow=False,
-                           xref="paper", yref="paper", x=0.5, y=0.6, font={"color": theme.MUTED, "size": 14})
+        fig.add_annotation(text=f"No {window_words(window_seconds)} candles for {symbol} yet",
+                           showarrow=False, xref="paper", yref="paper", x=0.5, y=0.6,
+                           font={"color": theme.MUTED, "size": 14})
         fig.update_xaxes(showticklabels=False)
         fig.update_yaxes(showticklabels=False)
         return fig
@@ -106,7 +88,7 @@ def _add_bollinger(fig: go.Figure, x: list, closes: list[float]) -> None:
     fig.add_trace(go.Scatter(x=x, y=upper, name="BB upper", mode="lines", line=band, legendgroup="bb",
                              showlegend=False), row=1, col=1)
     fig.add_trace(go.Scatter(x=x, y=lower, name="BB lower", mode="lines", line=band, legendgroup="bb",
-                             fill="tonexty", fillcolor="rgba(59,130,246,0.06)", showlegend=False),
+                             fill="tonexty", fillcolor=theme.fill(theme.BLUE, 0.06), showlegend=False),
                   row=1, col=1)
     fig.add_trace(go.Scatter(x=x, y=middle, name=INDICATORS[BOLLINGER], mode="lines", legendgroup="bb",
                              line={"color": theme.BLUE, "width": 1, "dash": "dot"}), row=1, col=1)

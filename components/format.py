@@ -63,3 +63,22 @@ def fmt_time(value: Union[str, float, None], with_date: bool = False) -> str:
         return "—"
     dt = datetime.fromtimestamp(ts, UTC)
     return dt.strftime("%Y-%m-%d %H:%M:%S" if with_date else "%H:%M:%S")
+
+
+_UNITS = ((3600, "h", "hour"), (60, "m", "minute"), (1, "s", "second"))  # the largest that divides it
+
+
+def _unit(seconds: int) -> tuple[int, str, str]:
+    return next(unit for unit in _UNITS if seconds % unit[0] == 0)
+
+
+def window_label(seconds: int) -> str:
+    """A candle size as traders write it: 30s, 1m, 5m, 15m, 1h."""
+    size, short, _ = _unit(seconds)
+    return f"{seconds // size}{short}"
+
+
+def window_words(seconds: int) -> str:
+    """A candle size in words, as an adjective: 30-second, 1-minute, 15-minute, 1-hour."""
+    size, _, word = _unit(seconds)
+    return f"{seconds // size}-{word}"

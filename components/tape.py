@@ -33,7 +33,8 @@ def trade_tape(trades: Sequence[dict], limit: int = 25) -> html.Table:
     for t in trades[:limit]:
         cls = "up" if t["side"] == "BUY" else "down"
         rows.append(html.Tr([html.Td(fmt_time(t["timestamp"]), className="num muted"),
-                             html.Td(t["side"], className=cls), html.Td(fmt_price(t["price"]), className=f"num {cls}"),
+                             html.Td(t["side"], className=cls),
+                             html.Td(fmt_price(t["price"]), className=f"num {cls}"),
                              html.Td(fmt_qty(t["quantity"]), className="num")]))
     return html.Table([head, html.Tbody(rows)], className="tape-table")
 
@@ -46,7 +47,9 @@ def price_row(symbol: str, ticker: Optional[dict], spark: str, ids: dict, select
     return html.Tr([
         html.Td(symbol, className="wl-symbol"),
         html.Td(price, id={"type": ids["last"], "symbol": symbol}, className="num wl-last"),
-        html.Td(fmt_pct(change), id={"type": ids["change"], "symbol": symbol}, className=f"num wl-change {cls}"),
+        html.Td(fmt_pct(change), id={"type": ids["change"], "symbol": symbol},
+                className=f"num wl-change {cls}"),
         html.Td(spark, id={"type": ids["spark"], "symbol": symbol}, className=f"wl-spark {cls}"),
-        html.Td(str(ticker["ts"]) if ticker else "", id={"type": ids["ts"], "symbol": symbol}, className="wl-ts"),
+        html.Td(str(ticker["ts"]) if ticker else "", id={"type": ids["ts"], "symbol": symbol},
+                className="wl-ts"),
     ], id={"type": ids["row"], "symbol": symbol}, className="wl-row selected" if selected else "wl-row")

@@ -6,6 +6,7 @@ from typing import Sequence
 from dash import html
 
 from components.format import fmt_price, fmt_qty, fmt_time
+from pipeline.alert_types import VOLUME_SPIKE
 
 
 def whale_card(alert: dict) -> html.Div:
@@ -17,7 +18,8 @@ def whale_card(alert: dict) -> html.Div:
     return html.Div([
         html.Div([html.Span(alert["symbol"], className="whale-symbol"),
                   html.Span(side or "—", className=f"whale-side {side_cls}")], className="whale-head"),
-        html.Div(f"{alert['deviation']:.1f}×", className="whale-multiple", title="size vs rolling average size"),
+        html.Div(f"{alert['deviation']:.1f}×", className="whale-multiple",
+                 title="size vs rolling average size"),
         html.Div("size vs average", className="whale-caption muted"),
         html.Div([html.Div([html.Span(label, className="muted"), html.Span(value, className="num")])
                   for label, value in stats],
@@ -31,7 +33,7 @@ def merge_whales(*sources: Sequence[dict], limit: int = 60) -> list[dict]:
     seen: dict[str, dict] = {}
     for source in sources:
         for a in source:
-            if a.get("alert_type") == "VOLUME_SPIKE":
+            if a.get("alert_type") == VOLUME_SPIKE:
                 seen.setdefault(a["alert_id"], a)
     return sorted(seen.values(), key=lambda a: (a["timestamp"], a["alert_id"]), reverse=True)[:limit]
 

@@ -1,13 +1,15 @@
 """The alert engine worker: deduplicate, run each symbol's circuit breaker, route alerts.
 
-Consumes ``trade-alerts``.  For each alert: the Redis dedup window of its (source, type, symbol)
-decides new or suppressed (suppressed alerts are counted and marked ``suppressed`` in PostgreSQL,
-never dropped without trace); the breaker of its (source, symbol) advances by the alert's event
-time and is saved to Redis; the decision — and, for CRITICAL and HIGH alerts of a source in
-``STOCKIT_WEBHOOK_SOURCES`` (default: the live one), one webhook delivery per configured URL — is
-stored in PostgreSQL; every alert is logged as one structured line.  So a replay of history never
-trips a live breaker, never suppresses a live alert, and sends no webhook unless configured to.  Webhooks go out from per-URL workers
-(``webhook_delivery``), never from this loop.
+Consumes ``trade-alerts``.  For each alert: an active snooze that matches it (``pipeline.snooze``,
+read from PostgreSQL every few seconds) marks it ``snoozed`` — kept, counted, routed nowhere;
+otherwise the Redis dedup window of its (source, type, symbol) decides new or suppressed
+(suppressed alerts are counted and marked ``suppressed`` in PostgreSQL, never dropped without
+trace); the breaker of its (source, symbol) advances by the alert's event time and is saved to
+Redis; the decision — and, for CRITICAL and HIGH alerts of a source in ``STOCKIT_WEBHOOK_SOURCES``
+(default: the live one), one webhook delivery per configured URL — is stored in PostgreSQL; every
+alert is logged as one structured line.  So a replay of history never trips a live breaker, never
+suppresses a live alert, and sends no webhook unless configured to.  Webhooks go out from per-URL
+workers (``webhook_delivery``), never from this loop.
 
 Offsets are committed only after every alert of the batch is handled and stored, so a restart
 re-sees at most one batch, and handling is idempotent: a dedup window and a breaker recognise an
@@ -28,21 +30,24 @@ import redis
 from confluent_kafka import Consumer, KafkaError, KafkaException
 
 from pipeline import kafka_io, speed_layer
+from pipeline.alert_types import CRITICAL, HIGH
 from pipeline.breaker import BreakerPolicy
 from pipeline.breaker_board import BreakerBoard
 from pipeline.dedup import DEFAULT_TTLS, DedupPolicy
 from pipeline.events import Alert, InvalidRecord
 from pipeline.history.alert_status import AlertStatusStore
+from pipeline.history.lifecycle import AlertLifecycle
 from pipeline.metrics import AlertEngineMetrics
 from pipeline.outage import (POSTGRES, REDIS, SERVERS, Availability, Stopped, call_until_available,
                              unavailable_server)
 from pipeline.settings import Settings, SettingsError
+from pipeline.snooze import SnoozeBook
 from pipeline.webhook_delivery import Deliveries
 from pipeline.webhooks import check_url, redact_url, secret_key
 
 logger = logging.getLogger(__name__)
 alert_log = logging.getLogger("stockit.alerts")
-ROUTED_SEVERITIES = ("CRITICAL", "HIGH")
+ROUTED_SEVERITIES = (CRITICAL, HIGH)
 
 # SET NX with GET answers atomically "who owns this window": nil means we opened it.
 _CLAIM = "return redis.call('SET', KEYS[1], ARGV[1], 'NX', 'GET', 'PX', ARGV[2])"
@@ -154,6 +159,7 @@ class AlertEngine:
         self.history: Optional[AlertStatusStore] = None
         self.board: Optional[BreakerBoard] = None
         self.deliveries: Optional[Deliveries] = None
+        self.snoozes = SnoozeBook(settings.snooze_refresh_seconds)
         self.handled = 0
         self._last_tick = 0.0
         for server in SERVERS:
@@ -219,6 +225,7 @@ class AlertEngine:
                 logger.error("skipped a record that is not an alert at %s[%d]@%d: %s", msg.topic(),
                              msg.partition(), msg.offset(), exc.reason[:300])
                 continue
+            self._wait(self._refresh_snoozes, (POSTGRES,))
             self._wait(lambda: self.handle(alert))
         if msgs:
             self.topics.commit()
@@ -229,9 +236,10 @@ class AlertEngine:
         return len(msgs)
 
     def _tick(self, now: float) -> None:
-        """Once a second: breaker views, lag, webhook backlog and heartbeat — best effort."""
+        """Once a second: breaker views, lag, snoozes, webhook backlog and heartbeat — best effort."""
         self.board.observe(now)
         self.topics.observe_lag()
+        self._best_effort(POSTGRES, self._refresh_snoozes)
         self._best_effort(POSTGRES, self._observe_backlog)
         self._best_effort(REDIS, lambda: speed_layer.heartbeat(
             self.redis, "alert-engine", handled=self.handled, unavailable=self.availability.describe()))
@@ -252,9 +260,21 @@ class AlertEngine:
         else:
             self.availability.answered((server,))
 
+    def _refresh_snoozes(self) -> None:
+        """Re-read the active snoozes when the cache is due (``STOCKIT_SNOOZE_REFRESH_SECONDS``)."""
+        mono = time.monotonic()
+        if self.snoozes.due(mono):
+            self.snoozes.replace(AlertLifecycle(self.history).active_snoozes(), mono)
+            self.metrics.snoozes_active.set(sum(1 for s in self.snoozes.snoozes if s.active(self.clock())))
+
     def handle(self, alert: Alert) -> str:
-        """Dedup, breaker, store the decision (and the deliveries), log. Idempotent; returns the outcome."""
-        m = self.metrics
+        """Snooze or dedup, breaker, store the decision (and the deliveries), log. Idempotent; returns the
+        outcome."""
+        snooze = self.snoozes.matching(alert.alert_type, alert.symbol, alert.source, self.clock())
+        if snooze is not None:  # kept and marked, sent nowhere, opens no dedup window; the breaker counts it
+            breaker = self.board.apply(alert)
+            status = self.history.record(alert.alert_id, "snoozed", snooze_id=snooze.snooze_id)
+            return self._handled(alert, status, breaker, False)
         holder = self._claim(keys=[speed_layer.dedup_key(alert.alert_type, alert.symbol, alert.source)],
                              args=[alert.alert_id, int(self.dedup.ttl(alert.alert_type) * 1000)])
         duplicate = self.dedup.is_duplicate(holder.decode() if holder else None, alert.alert_id)
@@ -271,9 +291,16 @@ class AlertEngine:
             queued = [(e.key, e.origin) for e in endpoints]
             status = self.history.record(alert.alert_id, "routed", None, queued, body)
             self.deliveries.notify(e.key for e in endpoints)
-        outcome = "suppressed" if status == "suppressed" else "routed" if endpoints else "logged"
+        return self._handled(alert, status, breaker, bool(endpoints))
+
+    def _handled(self, alert: Alert, status: str, breaker, routed: bool) -> str:
+        """Count, observe and log a decision that stands (``status``); returns the outcome."""
+        m = self.metrics
+        outcome = status if status in ("suppressed", "snoozed") else "routed" if routed else "logged"
         if outcome == "suppressed":
             m.deduped.labels(alert.alert_type).inc()
+        elif outcome == "snoozed":
+            m.snoozed.labels(alert.alert_type).inc()
         elif outcome == "logged":
             m.webhooks.labels("skipped").inc()
         m.alerts.labels(alert.alert_type, alert.severity, outcome).inc()
@@ -281,7 +308,7 @@ class AlertEngine:
             self.board.observe(self.clock(), (alert.symbol,))
         self.handled += 1
         alert_log.info(orjson.dumps({**alert.to_wire(), "suppressed": status == "suppressed",
-                                     "breaker": breaker.state}).decode())
+                                     "snoozed": status == "snoozed", "breaker": breaker.state}).decode())
         return outcome
 
 

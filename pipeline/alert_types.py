@@ -65,6 +65,7 @@ ALERT_KINDS: dict[str, AlertKind] = {k.name: k for k in (
 
 ALERT_TYPES = tuple(ALERT_KINDS)
 SEVERITY_BY_TYPE = {k.name: k.severity for k in ALERT_KINDS.values()}
+ALERT_SEVERITIES = tuple(s for s in SEVERITIES if s in SEVERITY_BY_TYPE.values())  # those alerts have, highest first
 TYPE_LABEL = {k.name: k.label for k in ALERT_KINDS.values()}
 DEDUP_SECONDS = {k.name: k.dedup_seconds for k in ALERT_KINDS.values()}
 TRIPS_BREAKER = frozenset(k.name for k in ALERT_KINDS.values() if k.breaker == TRIP)

@@ -127,8 +127,9 @@ class Assignment:
                 continue  # revoked while the claim ran
             self._waiting.discard(p)
             catch_up = CatchUp(PROBE_MAX_GAP)
+            now = self.clock()
             for name, src in state.sources.items():  # every record of theirs lies before the checkpoint
-                catch_up.consumed(name, _records(src), claim.next_offset)
+                catch_up.consumed(name, _records(src), claim.next_offset, now)
             self.slots[p] = PartitionSlot(p, claim.epoch, state, claim.next_offset, catch_up)
             self.drain.own(p, claim.epoch)
         self.availability.answered([POSTGRES])
@@ -243,9 +244,10 @@ class Assignment:
     def advance_idle(self, touched: Iterable[PartitionSlot]) -> None:
         """Probe end offsets of the owned partitions; let the wall clock move on the sources that are idle
         while the processor is truly caught up with them."""
+        now = self.clock()
         for slot in touched:
             for name, src in slot.state.sources.items():
-                slot.catch_up.consumed(name, _records(src), slot.next_offset)
+                slot.catch_up.consumed(name, _records(src), slot.next_offset, now)
         answer = self._probe.answer()
         if answer is not None:
             asked_at, ends = answer

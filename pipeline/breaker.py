@@ -25,6 +25,7 @@ import msgspec
 from pipeline.alert_types import RESTARTS_PROBATION, TRIPS_BREAKER
 
 CLOSED, HALF_OPEN, OPEN = "CLOSED", "HALF_OPEN", "OPEN"
+STATES = (CLOSED, HALF_OPEN, OPEN)
 STATE_VALUE = {CLOSED: 0, HALF_OPEN: 1, OPEN: 2}
 
 
@@ -74,5 +75,5 @@ def replace_struct(b: BreakerState, **changes) -> BreakerState:
     return msgspec.structs.replace(b, **changes)
 
 
-__all__ = ["BreakerPolicy", "BreakerState", "on_alert", "advance", "CLOSED", "HALF_OPEN", "OPEN", "STATE_VALUE",
-           "replace_struct"]
+__all__ = ["BreakerPolicy", "BreakerState", "on_alert", "advance", "CLOSED", "HALF_OPEN", "OPEN", "STATES",
+           "STATE_VALUE", "replace_struct"]

@@ -27,7 +27,8 @@ class BreakerBoard:
     """Every (source, symbol)'s breaker as folded from its alerts by event time (written through to Redis),
     and the live source's states as of the wall clock for metrics and logs (a view, never stored)."""
 
-    def __init__(self, client: redis.Redis, policy: BreakerPolicy, metrics: AlertEngineMetrics, live_source: str):
+    def __init__(self, client: redis.Redis, policy: BreakerPolicy, metrics: AlertEngineMetrics,
+                 live_source: str):
         self.client = client
         self.policy = policy
         self.metrics = metrics
@@ -51,7 +52,8 @@ class BreakerBoard:
         self._loaded.add(source)
 
     def get(self, symbol: str, source: Optional[str] = None) -> BreakerState:
-        return self.states.get((self.live_source if source is None else source, symbol)) or BreakerState(symbol)
+        key = (self.live_source if source is None else source, symbol)
+        return self.states.get(key) or BreakerState(symbol)
 
     def apply(self, alert: Alert) -> BreakerState:
         """The breaker after ``alert`` at its own timestamp; stored in Redis before it is kept here."""

@@ -3,9 +3,10 @@
 Each assigned partition is a :class:`PartitionSlot`: the epoch this process claimed it with, its next
 offset, its state, and what it buffered since its last checkpoint.  A flush writes, in ONE
 transaction, every dirty slot's trades, candles, alerts, outbox messages (dead letters, candles,
-alerts — keyed by the source partition) and checkpoint (next offset + the partition's state, and the
-state of each of its trade sources that changed since the slot's previous checkpoint, in rows of
-their own: an idle source is not rewritten).  The transaction first
+alerts — keyed by the source partition), the dead letters again as rows (``dead_letters``, for the
+data-quality page) and checkpoint (next offset + the partition's state, and the state of each of its
+trade sources that changed since the slot's previous checkpoint, in rows of their own: an idle source
+is not rewritten).  The transaction first
 locks the partitions' checkpoint rows; a partition whose epoch is no longer the slot's was claimed
 by another processor: nothing of it is written and the caller drops it.  Checkpoints never move
 backwards.
@@ -161,6 +162,7 @@ class CheckpointWriter:
                 result.alerts += len(x.alerts)
             if outbox:
                 w.insert_outbox(cur, s.processor_group, s.topic_trades, outbox)
+                w.insert_dead_letters(cur, [v for x in mine for _, v in x.deadletters])
             for x in mine:
                 if not w.save_checkpoint(cur, s.processor_group, s.topic_trades, x.partition, x.epoch,
                                          x.next_offset, x.state):
@@ -178,7 +180,8 @@ class CheckpointWriter:
         kind = type(record).__name__.lower()
         logger.warning("database rejected a %s of %s: %s", kind, record.symbol, reason)
         return record.symbol.encode(), orjson.dumps({
-            "reason": f"database rejected: {reason}", "topic": source.get(type(record), ""),
+            "reason": f"database rejected: {reason}", "kind": "database_rejected",
+            "topic": source.get(type(record), ""),
             "partition": partition, "key": record.symbol, "value": record.encode().decode("utf-8", "replace"),
             "failed_at": iso(time.time())})
 

@@ -70,19 +70,19 @@ def rule_states(ruleset: RuleSet, rolling: RollingSnapshotV2) -> SymbolRules:
 
 
 def upgrade(data: bytes, rules: RuleBook) -> tuple[bytes, dict[str, bytes]]:
-    """A version-2 partition checkpoint -> (the version-3 partition snapshot, {default source: its snapshot})."""
+    """A version-2 partition checkpoint -> (version-3 partition snapshot, {default source: its snapshot})."""
     old = msgspec.msgpack.decode(data, type=PartitionSnapshotV2)
     counters = dict(old.counters)
     invalid = int(counters.pop("invalid", 0))
     source = SourceSnapshot(
         version=CHECKPOINT_VERSION, source=DEFAULT_SOURCE, time=old.partition_time, idle_time=old.idle_time,
         counters=counters,
-        symbols={name: SymbolSnapshot(windows=sym.windows, rules=rule_states(rules.for_symbol(name), sym.rolling),
-                                      ticker=sym.ticker, last_time=sym.last_time)
+        symbols={name: SymbolSnapshot(windows=sym.windows, ticker=sym.ticker, last_time=sym.last_time,
+                                      rules=rule_states(rules.for_symbol(name), sym.rolling))
                  for name, sym in old.symbols.items()})
     logger.info("upgrading a version-2 checkpoint (%d symbols) to version %d, source %r", len(old.symbols),
                 CHECKPOINT_VERSION, DEFAULT_SOURCE)
-    partition = PartitionSnapshot(version=CHECKPOINT_VERSION, sizes=old.sizes, grace=old.grace, invalid=invalid,
-                                  sources=[DEFAULT_SOURCE] if old.symbols or counters.get("trades") else [])
+    partition = PartitionSnapshot(version=CHECKPOINT_VERSION, sizes=old.sizes, grace=old.grace,
+                                  invalid=invalid, sources=[DEFAULT_SOURCE] if old.symbols else [])
     return (msgspec.msgpack.encode(partition),
             {DEFAULT_SOURCE: msgspec.msgpack.encode(source)} if partition.sources else {})

@@ -37,7 +37,6 @@ def cmd_up(s: Settings, args) -> int:
 
     check_settings(s)  # a webhook setup the alert engine would refuse: refused before anything starts
     rulebook_from_settings(s)  # so is a rules configuration the processor would refuse
-    s.live_source
     workers = tuple(w for w in WORKERS if not (args.no_web and w == "web"))
     if args.rate is not None:
         s = s.replace(trade_rate=args.rate)
@@ -213,8 +212,8 @@ def build_parser() -> argparse.ArgumentParser:
     rp = sub.add_parser("replay", help="publish trades from a CSV file")
     rp.add_argument("file", help="CSV with timestamp,symbol,price,quantity[,side,exchange,trade_id]")
     rp.add_argument("--speed", default="max", help="N times real time, or 'max' (default)")
-    rp.add_argument("--source", help="name of the source stamped on the trades (an event-time clock of its own; "
-                                     "default: the file's name, e.g. spx-daily for 'SPX daily.csv')")
+    rp.add_argument("--source", help="name of the source stamped on the trades (an event-time clock of its "
+                                     "own; default: the file's name, e.g. spx-daily for 'SPX daily.csv')")
     rp.set_defaults(func=cmd_replay)
 
     db = sub.add_parser("db", help="database tasks")
@@ -227,6 +226,9 @@ def build_parser() -> argparse.ArgumentParser:
     ru = sub.add_parser("rules", help="validate STOCKIT_RULES and show the rule set of each symbol")
     ru.add_argument("symbols", nargs="*", help="symbols to show (default: STOCKIT_SYMBOLS)")
     ru.set_defaults(func=cmd_rules)
+    from pipeline import backtest_cli
+
+    backtest_cli.add_parser(sub)
     return p
 
 

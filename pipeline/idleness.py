@@ -9,9 +9,10 @@ slow or frozen), breaks the run, so a stalled broker, database or process never 
 An answer is *confirmed* once the processor's position has reached its end offset: every record
 appended before it has been read.
 
-A source (``Trade.source``) is idle from the first answer of the run whose end lies past the source's
-last record read: when a later answer of the run is confirmed and nothing more of the source was
-read, the source appended nothing in between — whatever other sources appended meanwhile.  The idle
+A source (``Trade.source``) is idle from the first answer of the run asked after the source's last
+record was read, whose end lies past that record: when a later answer of the run is confirmed and
+nothing more of the source was read, the source appended nothing in between — whatever other
+sources appended meanwhile.  The idle
 time handed to ``SourceState.tick`` is the span between those two answers' questions.  So a replay
 that ended closes its last windows by the wall clock while live trades keep flowing on the same
 partition, and neither is ever closed while its records are merely waiting to be read.
@@ -26,12 +27,13 @@ logger = logging.getLogger(__name__)
 
 
 class _SourceRun:
-    __slots__ = ("records", "position", "since")
+    __slots__ = ("records", "position", "read_at", "since")
 
-    def __init__(self, records: int, position: Optional[int]):
+    def __init__(self, records: int, position: Optional[int], read_at: float):
         self.records = records    # records of the source read so far
         self.position = position  # our next offset after the last of them (None: unknown)
-        self.since: Optional[float] = None  # asked_at of the run's first answer ending at or past it
+        self.read_at = read_at    # wall time when the last of them had been read
+        self.since: Optional[float] = None  # asked_at of the run's first answer after it, ending past it
 
 
 class CatchUp:
@@ -46,14 +48,14 @@ class CatchUp:
         self._confirmed: Optional[float] = None   # the run's newest confirmed answer
         self._sources: dict[str, _SourceRun] = {}
 
-    def consumed(self, source: str, records: int, position: Optional[int]) -> None:
-        """``records`` records of ``source`` have been read so far, the last of them before ``position``
-        (our next offset); a count that grew means it was not idle."""
+    def consumed(self, source: str, records: int, position: Optional[int], now: float) -> None:
+        """At wall time ``now``, ``records`` records of ``source`` have been read so far, the last of them
+        before ``position`` (our next offset); a count that grew means it was not idle."""
         run = self._sources.get(source)
         if run is None:
-            self._sources[source] = _SourceRun(records, position)
+            self._sources[source] = _SourceRun(records, position, now)
         elif records != run.records:
-            run.records, run.position, run.since = records, position, None
+            run.records, run.position, run.read_at, run.since = records, position, now, None
 
     def answer(self, asked_at: float, end: Optional[int]) -> None:
         """The broker's end offset (None: no answer) for a question asked at ``asked_at``."""
@@ -64,7 +66,8 @@ class CatchUp:
         self._last_asked = asked_at
         self._pending.append((asked_at, end))
         for run in self._sources.values():
-            if run.since is None and run.position is not None and end >= run.position:
+            if run.since is None and run.position is not None and end >= run.position \
+                    and asked_at >= run.read_at:  # asked after the record was read: it was on the log by then
                 run.since = asked_at
 
     def read_to(self, position: Optional[int]) -> None:

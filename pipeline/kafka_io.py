@@ -24,6 +24,7 @@ from pipeline.settings import Settings
 logger = logging.getLogger(__name__)
 __all__ = ["Message", "KafkaException", "Publisher", "TransactionalPublisher", "BatchConsumer", "EndOffsets"]
 PAUSED = "paused"  # an on_assign answer: assign the partition but do not fetch it yet
+REBOOTSTRAP_MS = 5000  # no broker reachable this long: start over from bootstrap.servers
 OutboxMessage = tuple  # (topic, key or None, value)
 
 
@@ -31,9 +32,22 @@ def _log_errors(err) -> None:  # librdkafka error callback: transient broker iss
     logger.warning("kafka: %s", err)
 
 
-def producer_config(s: Settings, **extra) -> dict:
+def client_config(s: Settings) -> dict:
+    """What every client shares.  A broker that stalls (a long GC pause, a frozen VM) can be fenced by
+    its controller meanwhile and leave the metadata for a moment; librdkafka then forgets it and, with
+    its bootstrap brokers already retired, has no broker left to ask until it re-bootstraps — after 5
+    minutes by default, during which a consumer never rejoins its group.  Re-bootstrap after 5 s."""
     return {
         "bootstrap.servers": s.kafka_bootstrap_servers,
+        "metadata.recovery.strategy": "rebootstrap",
+        "metadata.recovery.rebootstrap.trigger.ms": REBOOTSTRAP_MS,
+        "error_cb": _log_errors,
+    }
+
+
+def producer_config(s: Settings, **extra) -> dict:
+    return {
+        **client_config(s),
         "enable.idempotence": True,
         "acks": "all",
         "linger.ms": 5,
@@ -41,7 +55,6 @@ def producer_config(s: Settings, **extra) -> dict:
         "compression.type": "lz4",
         "queue.buffering.max.messages": 500000,
         "partitioner": "murmur2_random",  # same partition for a key as the Java client
-        "error_cb": _log_errors,
         **extra,
     }
 
@@ -52,7 +65,7 @@ def consumer_config(s: Settings, group_id: str, **extra) -> dict:
     queue_kb = max(1024, s.consumer_queue_kbytes)
     fetch = max(1 << 20, queue_kb * 1024 // 4)
     return {
-        "bootstrap.servers": s.kafka_bootstrap_servers,
+        **client_config(s),
         "group.id": group_id,
         "enable.auto.commit": False,
         "enable.auto.offset.store": False,
@@ -63,13 +76,12 @@ def consumer_config(s: Settings, group_id: str, **extra) -> dict:
         "queued.max.messages.kbytes": queue_kb,
         "session.timeout.ms": 15000,
         "max.poll.interval.ms": 300000,
-        "error_cb": _log_errors,
         **extra,
     }
 
 
 def admin(s: Settings) -> AdminClient:
-    return AdminClient({"bootstrap.servers": s.kafka_bootstrap_servers, "error_cb": _log_errors})
+    return AdminClient(client_config(s))
 
 
 def topic_specs(s: Settings) -> list[NewTopic]:
@@ -350,9 +362,8 @@ def read_last_value(settings: Settings, topic: str, partition: int, key: bytes, 
 
     Reads the last ``tail`` offsets first, the whole partition only when the key is not among them.
     Raises TimeoutError when the broker does not let the read finish within ``timeout``."""
-    c = Consumer({"bootstrap.servers": settings.kafka_bootstrap_servers,
-                  "group.id": f"marker-{uuid.uuid4().hex}", "enable.auto.commit": False,
-                  "isolation.level": "read_committed", "enable.partition.eof": True, "error_cb": _log_errors})
+    c = Consumer({**client_config(settings), "group.id": f"marker-{uuid.uuid4().hex}",
+                  "enable.auto.commit": False, "isolation.level": "read_committed", "enable.partition.eof": True})
     deadline = time.monotonic() + timeout
     try:
         low, high = c.get_watermark_offsets(TopicPartition(topic, partition), timeout=timeout, cached=False)

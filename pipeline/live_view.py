@@ -4,8 +4,9 @@ The speed layer shows the live source (``STOCKIT_SOURCE``) only: a replay of his
 the same partitions, never moves a ticker, the tape, a price series, an open candle, the recent
 alerts or the live channels.  Per batch: the tickers and open candles of the live symbols traded,
 their newest trades, price-series points (at most one a second), finalized candles and alerts of
-the live source, the touched partitions' counters (totals over every source) and the heartbeat (also when idle, at least once a second, with the database's availability).  While
-Redis fails, writes are skipped and retried once a second; the first write that succeeds
+the live source, the touched partitions' counters (totals over every source) and the heartbeat
+(also when idle, at least once a second, with the database's availability).  While Redis fails,
+writes are skipped and retried once a second; the first write that succeeds
 re-writes the whole current picture — every symbol's ticker, open candles and newest trades, every
 partition's counters — so the speed layer is current again at once, not only for symbols traded
 since.  Redis is a view: nothing here is durable or exactly-once.
@@ -20,7 +21,7 @@ from typing import Iterable, Optional
 import redis
 
 from pipeline.checkpoint import PartitionSlot
-from pipeline.events import Alert, Candle, Trade
+from pipeline.events import DEFAULT_SOURCE, Alert, Candle, Trade
 from pipeline.metrics import ProcessorMetrics
 from pipeline.speed_layer import TRADES_KEPT, SpeedLayerWriter, summary_fields, trades_key
 
@@ -31,7 +32,7 @@ HEARTBEAT_EVERY = 1.0
 
 
 class LiveView:
-    def __init__(self, client: redis.Redis, metrics: ProcessorMetrics, source: str):
+    def __init__(self, client: redis.Redis, metrics: ProcessorMetrics, source: str = DEFAULT_SOURCE):
         self.client = client
         self.source = source  # the live source: the one shown
         self.writer = SpeedLayerWriter(client)
@@ -67,7 +68,8 @@ class LiveView:
             trades = {sym: list(self.recent[sym]) for sym in symbols if sym in self.recent}
             touched = slots.values()
         else:
-            symbols = {sym: slot.state.sources[live].symbols[sym] for sym, (_, slot) in last_by_symbol.items()}
+            symbols = {sym: slot.state.sources[live].symbols[sym]
+                       for sym, (_, slot) in last_by_symbol.items()}
             trades = tape
         tickers, open_candles = {}, {}
         for sym, ss in symbols.items():

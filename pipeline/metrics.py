@@ -1,7 +1,8 @@
 """Prometheus metrics of every Stock-IT worker, declared in one place.
 
-Each worker serves its own registry on its metrics port (SPEC §5: 8001 producer, 8002 processor,
-8003 alert engine; the web app serves ``/metrics`` on its own port).  Labelled counters are
+Each worker serves its own registry on its metrics port (``STOCKIT_PRODUCER_METRICS_PORT`` 8001,
+``STOCKIT_PROCESSOR_METRICS_PORT`` 8002, ``STOCKIT_ALERT_METRICS_PORT`` 8003; the web app serves
+``/metrics`` on its own port).  Labelled counters are
 initialised for their known label values at start-up so dashboards and alert rules have a series
 (at zero) before the first event.
 """
@@ -12,6 +13,7 @@ import logging
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from pipeline.alert_types import ALERT_TYPES, SEVERITY_BY_TYPE
+from pipeline.breaker import STATES
 from pipeline.events import INVALID_KINDS
 
 logger = logging.getLogger(__name__)
@@ -44,6 +46,12 @@ class ProcessorMetrics:
         self.candles = Counter("processor_candles_total", "Candles finalized", ["window_seconds"], registry=r)
         self.late = Counter("processor_late_trades_total", "Trades later than their finalized window",
                             registry=r)
+        self.late_by_source = Counter("processor_late_trades_by_source_total",
+                                      "Trades later than their finalized window, per source and symbol",
+                                      ["source", "symbol"], registry=r)
+        self.ingest_latency = Histogram("processor_ingest_latency_seconds",
+                                        "Trade event time to the processor folding it in (live trades)",
+                                        buckets=LATENCY_BUCKETS, registry=r)
         self.deadletter = Counter("processor_deadletter_total", "Invalid records sent to the dead-letter topic",
                                   ["reason"], registry=r)
         self.batch_size = Histogram("processor_batch_size", "Records per consumed batch",
@@ -105,6 +113,9 @@ class AlertEngineMetrics:
                                      registry=r)
         self.webhook_backlog = Gauge("alertengine_webhook_backlog", "Webhook deliveries pending or in flight",
                                      ["endpoint"], registry=r)
+        self.snoozed = Counter("alertengine_snoozed_total", "Alerts kept but not routed: an active snooze "
+                               "matched them", ["alert_type"], registry=r)
+        self.snoozes_active = Gauge("alertengine_snoozes_active", "Snoozes in force", registry=r)
         self.commit_errors.inc(0)
         for server in ("redis", "postgres"):
             self.dependency_retries.labels(server).inc(0)
@@ -112,9 +123,10 @@ class AlertEngineMetrics:
             self.malformed.labels(kind).inc(0)
         for alert_type in ALERT_TYPES:
             self.deduped.labels(alert_type).inc(0)
+            self.snoozed.labels(alert_type).inc(0)
         for outcome in WEBHOOK_OUTCOMES:
             self.webhooks.labels(outcome).inc(0)
-        for state in ("CLOSED", "HALF_OPEN", "OPEN"):
+        for state in STATES:
             self.transitions.labels(state).inc(0)
 
 

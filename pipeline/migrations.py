@@ -71,6 +71,8 @@ def apply_retention(database_url: str, days: int) -> int:
     try:
         with conn, conn.cursor() as cur:
             cur.execute("SELECT stockit_apply_retention(%s)", (days,))
-            return cur.fetchone()[0]
+            dropped = cur.fetchone()[0]
+            cur.execute("SELECT stockit_apply_analysis_retention(%s)", (days,))  # dead letters, backtests
+            return dropped
     finally:
         conn.close()

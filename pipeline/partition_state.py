@@ -311,8 +311,8 @@ class SourceState:
         return SourceSnapshot(
             version=CHECKPOINT_VERSION, source=self.name, time=self.time, idle_time=self.idle_time,
             counters=self.counters,
-            symbols={name: SymbolSnapshot(windows=s.windows.to_state(), rules=s.rules, ticker=s.ticker.to_state(),
-                                          last_time=s.last_time)
+            symbols={name: SymbolSnapshot(windows=s.windows.to_state(), rules=s.rules,
+                                          ticker=s.ticker.to_state(), last_time=s.last_time)
                      for name, s in self.symbols.items()})
 
     @classmethod
@@ -322,9 +322,9 @@ class SourceState:
         src.counters.update(snap.counters)
         for name, sym in snap.symbols.items():
             ruleset = partition.rules.for_symbol(name)
-            src.symbols[name] = SymbolState(
-                SymbolWindows.from_state(name, partition.sizes, partition.grace, sym.windows, src.name), ruleset,
-                ruleset.resume(sym.rules), Ticker.from_state(sym.ticker), sym.last_time)
+            windows = SymbolWindows.from_state(name, partition.sizes, partition.grace, sym.windows, src.name)
+            src.symbols[name] = SymbolState(windows, ruleset, ruleset.resume(sym.rules),
+                                            Ticker.from_state(sym.ticker), sym.last_time)
         src._rescan()
         src.dirty = False
         return src

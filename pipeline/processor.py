@@ -2,12 +2,13 @@
 
 Wiring only.  Per batch: decode and validate every record at once (``trade_batch.decode_batch``,
 exactly ``Trade.decode`` per record; invalid ones are dead-lettered with their reason), fold each
-partition's valid trades into its state at once (``PartitionState.apply_batch``: an event-time clock
-per source of trades, the rule sets of ``rulesets.config.rulebook_from_settings``), let the wall clock move on the sources that are truly
-idle (``idleness``), show the live source's trades in Redis (``live_view``; replays are not shown).  The partitions owned, their fenced
-checkpoints and offset commits are ``assignment`` + ``checkpoint``; delivery of candles, alerts
-and dead letters to Kafka is ``outbox``.  A crash at any point loses no trade, duplicates none,
-and recomputes the same candles.
+partition's valid trades into its state at once (``PartitionState.apply_batch``: an event-time
+clock per source of trades, the rule sets of ``rulesets.config.rulebook_from_settings``), let the
+wall clock move on the sources that are truly idle (``idleness``), show the live source's trades in
+Redis (``live_view``; replays are not shown).  The partitions owned, their fenced checkpoints and
+offset commits are ``assignment`` + ``checkpoint``; delivery of candles, alerts and dead letters to
+Kafka is ``outbox``.  A crash at any point loses no trade, duplicates none, and recomputes the same
+candles.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from pipeline import kafka_io, speed_layer
 from pipeline.assignment import Assignment
 from pipeline.checkpoint import PartitionSlot
 from pipeline.events import Alert, Candle, Trade, iso
+from pipeline.latency import LatencyWindow
 from pipeline.live_view import LiveView
 from pipeline.metrics import ProcessorMetrics
 from pipeline.outage import Availability
@@ -36,11 +38,12 @@ from pipeline.trade_batch import decode_batch
 logger = logging.getLogger(__name__)
 
 
-def deadletter_record(msg: kafka_io.Message, reason: str) -> tuple[Optional[bytes], bytes]:
-    """The dead-letter message (key, value) of a record that is not a valid trade."""
+def deadletter_record(msg: kafka_io.Message, reason: str, kind: str = "") -> tuple[Optional[bytes], bytes]:
+    """The dead-letter message (key, value) of a record that is not a valid trade (``kind``: its label)."""
     raw = msg.value() or b""
     return msg.key(), orjson.dumps({
-        "reason": reason, "topic": msg.topic(), "partition": msg.partition(), "offset": msg.offset(),
+        "reason": reason, "kind": kind, "topic": msg.topic(), "partition": msg.partition(),
+        "offset": msg.offset(),
         "key": msg.key().decode("utf-8", "replace") if msg.key() else None,
         "value": raw[:65536].decode("utf-8", "replace"), "failed_at": iso(time.time())})
 
@@ -54,12 +57,13 @@ class Batch:
     """What one consumed batch did, for Redis (the live source's trades) and the metrics."""
 
     __slots__ = ("records", "valid", "late", "per_symbol", "last_by_symbol", "tape", "touched", "candles",
-                 "alerts")
+                 "alerts", "late_by_key")
 
     def __init__(self, records: int):
         self.records = records
         self.valid = self.late = 0
         self.per_symbol: dict[str, int] = {}
+        self.late_by_key: dict[tuple[str, str], int] = {}  # (source, symbol) -> late trades
         self.last_by_symbol: dict[str, tuple[Trade, PartitionSlot]] = {}
         self.tape: dict[str, list[Trade]] = {}
         self.touched: set[PartitionSlot] = set()
@@ -83,6 +87,8 @@ class Processor:
         self.live: Optional[LiveView] = None
         self.consumer: Optional[kafka_io.BatchConsumer] = None
         self.processed = 0
+        # Recent latencies per stage, shown in the heartbeat (the data-quality page reads them from Redis).
+        self.latency = {"event_to_processor": LatencyWindow(), "processor_to_redis": LatencyWindow()}
 
     # --- lifecycle -------------------------------------------------------------------------------
     def open(self) -> None:
@@ -140,6 +146,8 @@ class Processor:
         self.live.update(slots=self.partitions.slots, last_by_symbol=batch.last_by_symbol, tape=batch.tape,
                          candles=batch.candles, alerts=batch.alerts, touched=batch.touched,
                          heartbeat=self._heartbeat())
+        if batch.last_by_symbol and self.live.failing_since is None:
+            self.latency["processor_to_redis"].add(time.perf_counter() - started, time.monotonic())
         self._observe(batch, started)
         self.partitions.buffered += batch.valid
         self.partitions.poll(idle=not msgs)
@@ -168,7 +176,7 @@ class Processor:
         for pos, exc in invalid:
             slot = slots[partition_of[pos]]
             slot.state.count_invalid()
-            slot.deadletters.append(deadletter_record(msgs[pos], exc.reason))
+            slot.deadletters.append(deadletter_record(msgs[pos], exc.reason, exc.kind))
             self.metrics.deadletter.labels(exc.kind).inc()
         b.valid = len(cols)
         if not b.valid:
@@ -184,7 +192,10 @@ class Processor:
             slot.rows.add(cols, rows, done.late)
             b.late += len(done.late)
             for r in done.late:
-                b.per_symbol[symbol_of[r]] = b.per_symbol.get(symbol_of[r], 0) + 1
+                sym = symbol_of[r]
+                b.per_symbol[sym] = b.per_symbol.get(sym, 0) + 1
+                key = (cols.source[r], sym)
+                b.late_by_key[key] = b.late_by_key.get(key, 0) + 1
             for (source, sym), kept in done.kept.items():
                 b.per_symbol[sym] = b.per_symbol.get(sym, 0) + len(kept)
                 if source == live:
@@ -197,8 +208,10 @@ class Processor:
         return b
 
     def _heartbeat(self) -> dict:
+        mono = time.monotonic()
         return {"ts": self.clock(), "processed": self.processed, "partitions": sorted(self.partitions.slots),
-                "database_unavailable_since": self.partitions.database_down_since}
+                "database_unavailable_since": self.partitions.database_down_since,
+                "latency": {stage: w.summary(mono) for stage, w in self.latency.items()}}
 
     def _observe(self, b: Batch, started: float) -> None:
         m = self.metrics
@@ -210,8 +223,15 @@ class Processor:
         for sym, count in b.per_symbol.items():
             m.trades.labels(sym).inc(count)
         self.processed += b.valid
+        now, mono = self.clock(), time.monotonic()
         for sym, (trade, _) in b.last_by_symbol.items():
             m.price.labels(sym).set(trade.price)
+            lag = now - trade.ts
+            if 0 <= lag < 3600:  # live trades only: a replay of history is not late by years
+                m.ingest_latency.observe(lag)
+                self.latency["event_to_processor"].add(lag, mono)
+        for (source, sym), count in b.late_by_key.items():
+            m.late_by_source.labels(source, sym).inc(count)
         for c in b.candles:
             m.candles.labels(str(c.window_seconds)).inc()
         for a in b.alerts:

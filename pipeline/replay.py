@@ -1,4 +1,4 @@
-"""Replay trades from a CSV file into ``raw-trades``: ``stockit replay FILE.csv [--source NAME] [--speed N|max]``.
+"""Replay trades from a CSV file into ``raw-trades`` (``stockit replay FILE.csv [--source S] [--speed N]``).
 
 Columns: ``timestamp,symbol,price,quantity`` and optionally ``side,exchange,trade_id``.  Every trade
 is stamped with the replay's *source* (``--source NAME``, by default the file's name: ``SPX daily.csv``
@@ -185,7 +185,9 @@ def _to_trade(row: dict, seen: dict, last: dict, now: float, max_future: float, 
     trade_id = field("trade_id")
     if not trade_id:
         # The default source keeps the ids replays derived before sources existed.
-        content = (ts, symbol, price, quantity, side, exchange) + ((source,) if source != DEFAULT_SOURCE else ())
+        content = (ts, symbol, price, quantity, side, exchange)
+        if source != DEFAULT_SOURCE:
+            content += (source,)
         n = seen.get(content, 0)
         seen[content] = n + 1
         digest = hashlib.sha1(repr((*content, n)).encode("utf-8", "surrogateescape")).hexdigest()[:20]

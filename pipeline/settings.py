@@ -58,8 +58,8 @@ class Settings:
     trade_rate: float = _env("STOCKIT_TRADE_RATE", 50.0, "simulated trades per second (0 = as fast as possible)")
     event_rate: float = _env("STOCKIT_EVENT_RATE", 0.002, "probability per trade of an injected market event")
     seed: int = _env("STOCKIT_SEED", 0, "random seed of the simulator (0 = from the clock)")
-    source: str = _env("STOCKIT_SOURCE", "live", "the live source: the name the simulator stamps on its trades; "
-                       "the Redis speed layer, breaker metrics and the pages' defaults follow it")
+    source: str = _env("STOCKIT_SOURCE", "live", "the live source: the name the simulator stamps on its "
+                       "trades; the Redis speed layer, breaker metrics and the pages' defaults follow it")
 
     # --- processor ---------------------------------------------------------------------------
     grace_seconds: float = _env("STOCKIT_GRACE_SECONDS", 2.0, "lateness allowed before a window is finalized")
@@ -87,6 +87,13 @@ class Settings:
                                'JSON: {"crypto": {"spike_pct": 8}, "TSLA": {"volume_multiple": 4}}')
     rules_config: str = _env("STOCKIT_RULES", "", "rule sets per asset class/symbol: a JSON or YAML file, or "
                              "inline JSON (empty = the seed's three rules; see pipeline/rulesets/config.py)")
+
+    # --- analysis: backtests and alert snoozes ------------------------------------------------
+    backtest_workers: int = _env("STOCKIT_BACKTEST_WORKERS", 1, "backtests run at once (each one process)")
+    backtest_queue: int = _env("STOCKIT_BACKTEST_QUEUE", 4, "backtests queued or running at most; more are "
+                               "refused until one finishes")
+    snooze_refresh_seconds: float = _env("STOCKIT_SNOOZE_REFRESH_SECONDS", 2.0,
+                                         "the alert engine re-reads the snoozes this often")
 
     # --- alert engine ------------------------------------------------------------------------
     dedup_ttls: str = _env("STOCKIT_DEDUP_TTLS", "CIRCUIT_BREAKER=300,PRICE_SPIKE=60,VOLUME_SPIKE=30",

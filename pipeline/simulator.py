@@ -64,7 +64,8 @@ class MarketSimulator:
         self.prices = {p.symbol: (start_prices or {}).get(p.symbol, p.price) for p in self.profiles}
         self.last_ts = {p.symbol: None for p in self.profiles}
         self.event_rate = event_rate
-        self.sequence = 0
+        self.sequence = 0  # trades made (the trade id's number)
+        self.exchange_sequences: dict[str, int] = {}  # numbered per exchange, like a feed: gaps show losses
         self.run_id = f"{seed:x}" if seed else f"{self.rng.getrandbits(40):x}"
         self.source = source  # stamped on every trade
 
@@ -86,9 +87,11 @@ class MarketSimulator:
         price = round(max(round(price / p.tick) * p.tick, p.tick), decimals)
         size = round(size, 4) if p.size < 10 else max(1.0, float(round(size)))
         self.sequence += 1
+        exchange_sequence = self.exchange_sequences.get(p.exchange, 0) + 1
+        self.exchange_sequences[p.exchange] = exchange_sequence
         trade = Trade(f"{self.run_id}-{self.sequence}", p.symbol, price, size,
                       "BUY" if rng.random() < 0.5 else "SELL", p.exchange, now,
-                      f"T{rng.randrange(1, 500):04d}", self.sequence, self.source)
+                      f"T{rng.randrange(1, 500):04d}", exchange_sequence, self.source)
         return trade, event
 
     def _step(self, p: SymbolProfile, now: float) -> float:

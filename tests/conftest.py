@@ -70,14 +70,9 @@ def accounts(servers):
 @pytest.fixture
 def clean_stores(servers):
     """Empty Redis and the history tables before a test."""
-    import psycopg2
-    import redis
+    from tests.integration.helpers import empty_stores
 
-    redis.Redis.from_url(servers.redis_url).flushdb()
-    conn = psycopg2.connect(servers.database_url)
-    with conn, conn.cursor() as cur:
-        cur.execute("TRUNCATE trades, candles, alerts, outbox, processor_checkpoints, webhook_deliveries")
-    conn.close()
+    empty_stores(servers)
     return servers
 
 

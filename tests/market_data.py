@@ -25,7 +25,7 @@ from pipeline.windows import SymbolWindows
 
 BASES = {"AAPL": 190.0, "GOOGL": 175.0, "MSFT": 410.0, "AMZN": 185.0, "TSLA": 240.0, "BTC-USD": 64000.0,
          "ETH-USD": 3400.0, "EUR-USD": 1.08, "GBP-USD": 1.27, "JPY-USD": 0.0067}
-WINDOWS = (60, 300, 900)
+WINDOWS = Settings().window_list  # the candle sizes of an app with default settings
 
 
 @dataclass
@@ -64,23 +64,25 @@ def make_trades(symbol: str, base: float, start: float, seconds: float, per_seco
 
 
 def _alert(t: Trade, kind: str, severity: str, reference: float, deviation: float, message: str) -> Alert:
-    return Alert(alert_id_for(t.trade_id, kind), kind, severity, t.symbol, t.price, reference, deviation,
-                 t.trade_id, t.ts, message, t.side, t.quantity)
+    return Alert(alert_id=alert_id_for(t.trade_id, kind), alert_type=kind, severity=severity, symbol=t.symbol,
+                 price=t.price, reference=reference, deviation=deviation, trade_id=t.trade_id, ts=t.ts,
+                 message=message, side=t.side, quantity=t.quantity)
 
 
-def build(now: Optional[float] = None, minutes: float = 20, symbols=tuple(BASES), seed: int = 7) -> Market:
+def build(now: Optional[float] = None, minutes: float = 20, symbols=tuple(BASES), seed: int = 7,
+          windows: tuple[int, ...] = WINDOWS) -> Market:
     now = time.time() if now is None else now
     m = Market(now=now)
     for k, sym in enumerate(symbols):
         # every symbol's last trade falls in the final second, a hundredth of a second apart (one is the newest)
         trades = make_trades(sym, BASES[sym], now - minutes * 60, minutes * 60 - 0.5 - 0.01 * k, 1.0, seed + k)
         m.trades[sym] = trades
-        windows, ticker = SymbolWindows(sym, WINDOWS, 2.0), Ticker()
+        windows_of, ticker = SymbolWindows(sym, windows, 2.0), Ticker()
         for t in trades:
-            windows.add(t.ts, t.price, t.quantity, t.side == "BUY")
+            windows_of.add(t.ts, t.price, t.quantity, t.side == "BUY")
             ticker.add(t.ts, t.price, t.quantity)
-        m.candles.extend(windows.finalize(now))
-        for c in windows.current():
+        m.candles.extend(windows_of.finalize(now))
+        for c in windows_of.current():
             m.open_candles[(sym, c.window_seconds)] = c
         m.tickers[sym] = ticker.snapshot(sym)
     tsla, btc, aapl, msft = (m.trades.get(s, [None])[-5] for s in ("TSLA", "BTC-USD", "AAPL", "MSFT"))

@@ -1,5 +1,6 @@
 """Alerts (/alerts): history from PostgreSQL with filters (a replay's alerts by their source), acknowledge,
-CSV export; breaker states (the live source's, or the selected source's as its alerts left them)."""
+CSV export; notes, snoozes and the audit trail (``app.alert_lifecycle_panel``); breaker states (the live
+source's, or the selected source's as its alerts left them)."""
 from __future__ import annotations
 
 import time
@@ -8,23 +9,20 @@ import dash
 import dash_bootstrap_components as dbc
 from dash import Input, Output, State, callback, dash_table, dcc, html
 
-from app import ids
+from app import alert_lifecycle_panel, ids
 from app.access import OPERATOR
 from app.auth import current_principal, requires
 from app.guard import guarded
 from app.services import Unavailable, current
 from components import theme
-from components.alerts import alert_table_columns, alert_table_rows, alerts_csv, breaker_panel
+from components.alerts import (SEVERITY_OPTIONS, TYPE_OPTIONS, alert_table_columns, alert_table_rows,
+                               alerts_csv, breaker_panel, severity_cell_styles)
 from components.format import fmt_time
 from app import market
 from pipeline.breaker import BreakerPolicy
 
 dash.register_page(__name__, path="/alerts", name="Alerts", title="Stock-IT · Alerts", order=3)
 
-SEVERITIES = [{"label": "Critical", "value": "CRITICAL"}, {"label": "High", "value": "HIGH"},
-              {"label": "Medium", "value": "MEDIUM"}]
-TYPES = [{"label": "Circuit breaker", "value": "CIRCUIT_BREAKER"}, {"label": "Price spike", "value": "PRICE_SPIKE"},
-         {"label": "Volume spike", "value": "VOLUME_SPIKE"}]
 LIMIT = 500
 FILTERS = (Input(ids.AL_SEVERITY, "value"), Input(ids.AL_TYPE, "value"), Input(ids.AL_SYMBOL, "value"),
            Input(ids.AL_UNACKED, "value"), Input(ids.AL_SOURCE, "value"))
@@ -58,6 +56,7 @@ def _ack_button() -> dbc.Button:
 
 def layout(**_query) -> html.Div:
     symbols = current().symbols()
+    sources = source_options()
     return html.Div([
         dcc.Interval(id=ids.AL_INTERVAL, interval=5000),
         dcc.Download(id=ids.AL_DOWNLOAD),
@@ -65,12 +64,12 @@ def layout(**_query) -> html.Div:
                  className="page-head"),
         html.Div([
             html.Div([html.Span("Severity", className="filter-label"),
-                      dbc.Checklist(id=ids.AL_SEVERITY, options=SEVERITIES, value=["CRITICAL", "HIGH", "MEDIUM"],
-                                    inline=True)]),
-            dcc.Dropdown(id=ids.AL_TYPE, options=TYPES, multi=True, placeholder="All types",
+                      dbc.Checklist(id=ids.AL_SEVERITY, options=SEVERITY_OPTIONS,
+                                    value=[o["value"] for o in SEVERITY_OPTIONS], inline=True)]),
+            dcc.Dropdown(id=ids.AL_TYPE, options=TYPE_OPTIONS, multi=True, placeholder="All types",
                          className="filter-dropdown"),
             dcc.Dropdown(id=ids.AL_SYMBOL, options=symbols, placeholder="All symbols", className="filter-dropdown"),
-            dcc.Dropdown(id=ids.AL_SOURCE, options=source_options(), placeholder="All sources",
+            dcc.Dropdown(id=ids.AL_SOURCE, options=sources, placeholder="All sources",
                          className="filter-dropdown"),
             dbc.Switch(id=ids.AL_UNACKED, label="Unacknowledged only", value=False),
             _ack_button(),
@@ -88,16 +87,12 @@ def layout(**_query) -> html.Div:
                         "fontSize": "0.82rem", "padding": "5px 8px", "textAlign": "left",
                         "maxWidth": "380px", "overflow": "hidden", "textOverflow": "ellipsis"},
             style_data_conditional=[
-                {"if": {"filter_query": '{severity} = "Critical"', "column_id": "severity"}, "color": theme.DOWN,
-                 "fontWeight": 700},
-                {"if": {"filter_query": '{severity} = "High"', "column_id": "severity"}, "color": "#f97316",
-                 "fontWeight": 700},
-                {"if": {"filter_query": '{severity} = "Medium"', "column_id": "severity"}, "color": theme.ACCENT,
-                 "fontWeight": 700},
+                *severity_cell_styles(),
                 {"if": {"filter_query": '{ack} != ""'}, "color": theme.MUTED},
             ],
             tooltip_duration=None,
         ), className="panel mb-2"),
+        alert_lifecycle_panel.panels(symbols, sources),
         html.Div([html.H2("Circuit breakers", className="panel-title"),
                   html.Div(id=ids.AL_BREAKERS, className="breaker-grid")], className="panel"),
     ])
@@ -105,9 +100,9 @@ def layout(**_query) -> html.Div:
 
 @callback(Output(ids.AL_TABLE, "data"), Output(ids.AL_TABLE, "selected_rows"), Output(ids.AL_COUNT, "children"),
           *FILTERS, Input(ids.AL_INTERVAL, "n_intervals"), Input(ids.AL_ACK_RESULT, "children"),
-          State(ids.AL_TABLE, "selected_row_ids"))
+          Input(ids.AL_CHANGED, "data"), State(ids.AL_TABLE, "selected_row_ids"))
 @guarded(lambda exc: ([], [], "Alert history unavailable: the database cannot be reached."))
-def refresh(severities, types, symbol, unacked, source, _n, _ack, selected_ids):
+def refresh(severities, types, symbol, unacked, source, _n, _ack, _changed, selected_ids):
     rows = alert_table_rows(query(severities, types, symbol, unacked, source))
     keep = set(selected_ids or [])
     selected = [i for i, r in enumerate(rows) if r["id"] in keep]

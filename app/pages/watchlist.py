@@ -11,18 +11,17 @@ from dash_extensions import WebSocket
 from app import ids
 from app.guard import guarded
 from app.live_page import ws_url_function
+from app.market import merge_open_candle, order_book
 from app.services import Unavailable, current
 from components.alerts import alert_feed
-from components.candles import (INDICATOR_TOGGLES, INDICATORS, candlestick_figure, chart_box_class,
-                                merge_open_candle, x_range_change)
-from components.format import fmt_pct, fmt_price
-from components.orderbook import book_seed, order_book_table, simulate_order_book
+from components.candles import INDICATOR_TOGGLES, INDICATORS, candlestick_figure, chart_box_class, x_range_change
+from components.format import fmt_pct, fmt_price, window_label
+from components.orderbook import order_book_table
 from components.tape import price_row, sparkline, trade_tape
 
 dash.register_page(__name__, path="/", name="Watchlist", title="Stock-IT · Watchlist", order=0)
 
 ROW_IDS = {"row": ids.WL_ROW, "last": ids.WL_LAST, "change": ids.WL_CHANGE, "spark": ids.WL_SPARK, "ts": ids.WL_TS}
-WINDOWS = [{"label": "1m", "value": 60}, {"label": "5m", "value": 300}, {"label": "15m", "value": 900}]
 INDICATOR_OPTIONS = [{"label": html.Span(label, title=INDICATORS[key]), "value": key}
                      for key, label in INDICATOR_TOGGLES.items()]
 FEED_KEPT = 40
@@ -55,11 +54,18 @@ def _rows(symbols: list[str], prices: dict, series: dict, selected: str) -> list
             for s in symbols]
 
 
+def window_options(windows: tuple[int, ...]) -> list[dict]:
+    """The chart's candle sizes: those the pipeline computes (STOCKIT_WINDOWS)."""
+    return [{"label": window_label(w), "value": w} for w in windows]
+
+
 def layout(**_query) -> html.Div:
     symbols = current().symbols()
+    windows = current().settings.window_list
     prices, series = _snapshot(symbols)
     selected = next((s for s in symbols if s in prices), symbols[0] if symbols else "")
     head = prices.get(selected)
+    sources = _sources()
     return html.Div([
         WebSocket(id=ids.WL_WS_PRICES), WebSocket(id=ids.WL_WS_ALERTS),
         dcc.Interval(id=ids.WL_WS_WATCHDOG, interval=3000),
@@ -82,16 +88,19 @@ def layout(**_query) -> html.Div:
                 html.Div([
                     dcc.Dropdown(id=ids.WL_SYMBOL, options=symbols, value=selected, clearable=False,
                                  className="symbol-select"),
-                    dcc.Dropdown(id=ids.WL_SOURCE, options=_sources(), value=current().settings.live_source,
-                                 clearable=False, className="symbol-select", title="Source of the candles"),
-                    html.Span(fmt_price(head["price"]) if head else "—", id="wl-head-price",
+                    html.Span(fmt_price(head["price"]) if head else "—", id=ids.WL_HEAD_PRICE,
                               className="head-price num"),
-                    html.Span(fmt_pct(head["change_pct"]) if head else "", id="wl-head-change",
+                    html.Span(fmt_pct(head["change_pct"]) if head else "", id=ids.WL_HEAD_CHANGE,
                               className="head-change num"),
                     html.Div(className="spacer flex-grow-1"),
                     dcc.Checklist(id=ids.WL_INDICATORS, options=INDICATOR_OPTIONS, value=[], inline=True,
                                   persistence=True, persistence_type="memory", className="window-radio"),
-                    dcc.RadioItems(id="wl-window", options=WINDOWS, value=60, inline=True, className="window-radio"),
+                    dcc.RadioItems(id=ids.WL_WINDOW, options=window_options(windows), value=windows[0], inline=True,
+                                   className="window-radio"),
+                    # Shown once a replayed source has candles: the chart then shows its candles on request.
+                    dcc.Dropdown(id=ids.WL_SOURCE, options=sources, value=sources[0], clearable=False,
+                                 className="source-select",
+                                 style=None if len(sources) > 1 else {"display": "none"}),
                 ], className="chart-head"),
                 html.Div(dcc.Graph(id=ids.WL_CHART, className="chart-graph", config=GRAPH_CONFIG,
                                    figure=candlestick_figure([], selected or "—")),
@@ -128,8 +137,8 @@ clientside_callback(
     Output({"type": ids.WL_CHANGE, "symbol": ALL}, "children"),
     Output({"type": ids.WL_CHANGE, "symbol": ALL}, "className"),
     Output({"type": ids.WL_TS, "symbol": ALL}, "children"),
-    Output("wl-head-price", "children"), Output("wl-head-change", "children"),
-    Output("wl-head-change", "className"),
+    Output(ids.WL_HEAD_PRICE, "children"), Output(ids.WL_HEAD_CHANGE, "children"),
+    Output(ids.WL_HEAD_CHANGE, "className"),
     Input(ids.WL_WS_PRICES, "message"), State(ids.WL_SYMBOL, "value"),
 )
 
@@ -200,7 +209,7 @@ def symbol_options(source, live_symbols, selected):
 
 
 @callback(Output(ids.WL_CHART, "figure"), Output(ids.WL_CHART_DRAWN, "data"),
-          Output(ids.WL_CHART_BOX, "className"), Input(ids.WL_SYMBOL, "value"), Input("wl-window", "value"),
+          Output(ids.WL_CHART_BOX, "className"), Input(ids.WL_SYMBOL, "value"), Input(ids.WL_WINDOW, "value"),
           Input(ids.WL_INDICATORS, "value"), Input(ids.WL_FAST_INTERVAL, "n_intervals"),
           Input(ids.WL_SOURCE, "value"), State(ids.WL_CHART_DRAWN, "data"), State(ids.WL_CHART_RANGE, "data"))
 @guarded(lambda exc: (dash.no_update, dash.no_update, dash.no_update))
@@ -247,7 +256,7 @@ def _zoom_of(zoomed, view: str):
 
 
 @callback(Output(ids.WL_CHART_RANGE, "data"), Input(ids.WL_CHART, "relayoutData"),
-          State(ids.WL_SYMBOL, "value"), State("wl-window", "value"), State(ids.WL_SOURCE, "value"),
+          State(ids.WL_SYMBOL, "value"), State(ids.WL_WINDOW, "value"), State(ids.WL_SOURCE, "value"),
           prevent_initial_call=True)
 def remember_zoom(relayout, symbol, window, source):
     """Keep the user's time range of this symbol, window and source apart from other relayout events."""
@@ -271,9 +280,7 @@ def refresh_book_and_tape(symbol, _n):
     if not ticker:
         book = html.Div(f"No price for {symbol} yet", className="empty")
     else:
-        sizes = sorted(t["quantity"] for t in trades) or [1.0]
-        book = order_book_table(simulate_order_book(ticker["price"], 10, sizes[len(sizes) // 2],
-                                                    seed=book_seed(symbol, ticker.get("ts", 0.0))))
+        book = order_book_table(order_book(symbol, ticker, trades))
     return book, trade_tape(trades, 40)
 
 

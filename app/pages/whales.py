@@ -10,6 +10,7 @@ from app import ids
 from app.live_page import ws_url_function
 from app.services import Unavailable, current
 from components.whales import merge_whales, whale_grid
+from pipeline.alert_types import VOLUME_SPIKE
 
 dash.register_page(__name__, path="/whales", name="Whales", title="Stock-IT · Whales", order=2)
 KEPT = 60
@@ -19,7 +20,7 @@ def load_whales() -> list[dict]:
     """Stored volume spikes plus the speed layer's recent ones (not yet flushed to PostgreSQL)."""
     svc = current()
     try:
-        stored = svc.history(lambda h: h.alerts(types=["VOLUME_SPIKE"], limit=KEPT))
+        stored = svc.history(lambda h: h.alerts(types=[VOLUME_SPIKE], limit=KEPT))
     except Unavailable:
         stored = []
     try:
@@ -49,7 +50,7 @@ def layout(**_query) -> html.Div:
     ])
 
 
-clientside_callback(ws_url_function("/ws/alerts?type=VOLUME_SPIKE"), Output(ids.WH_WS_ALERTS, "url"),
+clientside_callback(ws_url_function(f"/ws/alerts?type={VOLUME_SPIKE}"), Output(ids.WH_WS_ALERTS, "url"),
                     Input(ids.WH_WS_WATCHDOG, "n_intervals"), State(ids.WH_WS_ALERTS, "state"),
                     State(ids.WH_WS_ALERTS, "url"))
 

@@ -60,16 +60,18 @@ class AlertStatusStore(Pool):
         super().__init__(url, maxconn, "stockit-alert-engine", minconn=maxconn)
 
     def record(self, alert_id: str, status: str, delivery_status: Optional[str] = None,
-               endpoints: Iterable[tuple[str, str]] = (), body: bytes = b"") -> str:
+               endpoints: Iterable[tuple[str, str]] = (), body: bytes = b"",
+               snooze_id: Optional[int] = None) -> str:
         """Store the decision on an alert and queue its deliveries; returns the status that stands.
 
         The first decision stands: a record seen again (a restart, a rebalance) changes nothing, and
         queues nothing new — the primary key makes a second delivery row for an endpoint impossible.
-        ``endpoints`` are (endpoint key, origin) pairs.
+        ``endpoints`` are (endpoint key, origin) pairs; ``snooze_id`` names the snooze of a ``snoozed`` alert.
         """
         with self.cursor() as cur:
-            cur.execute("""UPDATE alerts SET status = %s, delivery_status = %s
-                            WHERE alert_id = %s AND status = 'new'""", (status, delivery_status, alert_id))
+            cur.execute("""UPDATE alerts SET status = %s, delivery_status = %s, snooze_id = %s
+                            WHERE alert_id = %s AND status = 'new'""",
+                        (status, delivery_status, snooze_id, alert_id))
             if cur.rowcount == 0:
                 cur.execute("SELECT status FROM alerts WHERE alert_id = %s", (alert_id,))
                 row = cur.fetchone()

@@ -10,14 +10,15 @@ from typing import Optional, Sequence
 from pipeline.events import DEFAULT_SOURCE
 from pipeline.history import Pool, iso
 
-# Distinct values of a leading index column without reading every row (a loose index scan).
-_DISTINCT_SOURCES = """
+# Distinct values of a leading index column without reading every row (a loose index scan): the sources of
+# candles (their key) and of alerts (alerts_source_ts_idx).
+_DISTINCT_SOURCES = " UNION ".join(f"""(
 WITH RECURSIVE s AS (
-    (SELECT source FROM candles ORDER BY source LIMIT 1)
+    (SELECT source FROM {table} ORDER BY source LIMIT 1)
     UNION ALL
-    SELECT (SELECT c.source FROM candles c WHERE c.source > s.source ORDER BY c.source LIMIT 1) FROM s
+    SELECT (SELECT t.source FROM {table} t WHERE t.source > s.source ORDER BY t.source LIMIT 1) FROM s
      WHERE s.source IS NOT NULL)
-SELECT source FROM s WHERE source IS NOT NULL"""
+SELECT source FROM s WHERE source IS NOT NULL)""" for table in ("candles", "alerts"))
 _DISTINCT_SYMBOLS = """
 WITH RECURSIVE s AS (
     (SELECT symbol FROM candles WHERE source = %(source)s ORDER BY symbol LIMIT 1)
@@ -54,17 +55,19 @@ class HistoryReader(Pool):
 
     def trades(self, symbol: Optional[str] = None, start: Optional[float] = None, end: Optional[float] = None,
                limit: int = 100, source: Optional[str] = None) -> list[dict]:
-        """Trades newest first (of every source unless ``source``)."""
+        """Trades newest first (by event time, then by id: one order however many share a time), of every
+        source unless ``source``."""
         with self.cursor() as cur:
             cur.execute("""
-                SELECT trade_id, symbol, price, quantity, side, exchange, trader_id, sequence, ts AS timestamp, late,
-                       source
+                SELECT trade_id, symbol, price, quantity, side, exchange, trader_id, sequence,
+                       ts AS timestamp, late, source
                 FROM trades
                 WHERE (%s::text IS NULL OR symbol = %s)
                   AND (%s::text IS NULL OR source = %s)
                   AND (%s::float8 IS NULL OR ts >= to_timestamp(%s))
                   AND (%s::float8 IS NULL OR ts < to_timestamp(%s))
-                ORDER BY ts DESC LIMIT %s""", (symbol, symbol, source, source, start, start, end, end, limit))
+                ORDER BY ts DESC, trade_id COLLATE "C" DESC LIMIT %s""",
+                        (symbol, symbol, source, source, start, start, end, end, limit))
             rows = cur.fetchall()
         for r in rows:
             r["timestamp"] = iso(r["timestamp"])
@@ -72,7 +75,8 @@ class HistoryReader(Pool):
 
     ALERT_COLUMNS = ("alert_id, alert_type, severity, symbol, price, reference, deviation, trade_id, ts, message, "
                      "side, quantity, status, delivery_status, delivery_attempts, delivered_at, last_error, "
-                     "acknowledged, acknowledged_at, acknowledged_by, source")
+                     "acknowledged, acknowledged_at, acknowledged_by, source, snooze_id, "
+                     "(SELECT count(*) FROM alert_notes n WHERE n.alert_id = alerts.alert_id)::int AS notes")
 
     def alerts(self, *, unacked_only: bool = False, severities: Sequence[str] = (), types: Sequence[str] = (),
                symbol: Optional[str] = None, limit: int = 100, since: Optional[float] = None,
@@ -100,21 +104,23 @@ class HistoryReader(Pool):
         return _alert_row(row) if row else None
 
     def acknowledge(self, alert_id: str, by: str = "analyst") -> Optional[dict]:
-        """Mark acknowledged (idempotent: the first acknowledgement's time and author stay)."""
+        """Mark acknowledged (idempotent: the first acknowledgement's time and author stay, and only it is
+        written to the audit trail)."""
         with self.cursor() as cur:
-            cur.execute("""UPDATE alerts SET acknowledged = true,
-                                  acknowledged_at = COALESCE(acknowledged_at, now()),
-                                  acknowledged_by = COALESCE(acknowledged_by, %s)
-                           WHERE alert_id = %s""", (by, alert_id))
-            if cur.rowcount == 0:
-                return None
+            cur.execute("""WITH acked AS (
+                               UPDATE alerts SET acknowledged = true, acknowledged_at = now(),
+                                      acknowledged_by = %s
+                                WHERE alert_id = %s AND NOT acknowledged RETURNING alert_id)
+                           INSERT INTO alert_audit (actor, action, alert_id)
+                           SELECT %s, 'ack', alert_id FROM acked""",
+                        (by, alert_id, by))
         return self.alert(alert_id)
 
     def sources(self) -> list[str]:
-        """The sources that have stored candles, sorted."""
+        """The sources that have stored candles or alerts, sorted."""
         with self.cursor() as cur:
             cur.execute(_DISTINCT_SOURCES)
-            return [r["source"] for r in cur.fetchall()]
+            return sorted(r["source"] for r in cur.fetchall())
 
     def symbols(self, source: str) -> list[str]:
         """The symbols with stored candles of ``source``, sorted."""

@@ -19,6 +19,7 @@ from typing import Iterator, Optional, Sequence
 
 import msgspec
 import numpy as np
+import orjson
 import psycopg2
 import psycopg2.errors
 import psycopg2.extras
@@ -179,6 +180,22 @@ class HistoryWriter:
                  a.trade_id, a.ts, a.message, a.side, a.quantity, a.source) for a in alerts]
         psycopg2.extras.execute_values(cur, ALERT_INSERT, rows, template=ALERT_ROW, page_size=1000)
 
+    @staticmethod
+    def insert_dead_letters(cur, values: Sequence[bytes]) -> None:
+        """Dead-letter messages (the JSON the dead-letter topic gets) as ``dead_letters`` rows."""
+        def text(v, limit: int) -> Optional[str]:  # PostgreSQL text holds no NUL (a bad record's value may)
+            return None if v is None else str(v)[:limit].replace("\x00", "\ufffd")
+
+        rows = []
+        for value in values:
+            d = orjson.loads(value)
+            rows.append((text(d.get("kind") or "unknown", 64), text(d.get("reason", ""), 2000),
+                         text(d.get("topic") or "", 256), d.get("partition"), d.get("offset"),
+                         text(d.get("key"), 64), text(d.get("source"), 64), text(d.get("value") or "", 2000)))
+        if rows:
+            psycopg2.extras.execute_values(cur, """INSERT INTO dead_letters (kind, reason, topic, partition,
+                                                   "offset", symbol, source, value) VALUES %s""", rows)
+
     # --- checkpoints: claim and fenced save ------------------------------------------------------
     def claim(self, group_id: str, topic: str, partitions: Sequence[int]) -> dict[int, Claim]:
         """Take the partitions over: bump each one's epoch (creating its row if absent) and read its
@@ -191,12 +208,14 @@ class HistoryWriter:
                 RETURNING partition, epoch, next_offset, state""",
                                            [(group_id, topic, p, 1) for p in sorted(partitions)])
             rows = cur.fetchall()
-            cur.execute("SELECT partition, source, state FROM processor_source_checkpoints WHERE group_id = %s "
-                        "AND topic = %s AND partition = ANY(%s)", (group_id, topic, list(partitions)))
+            cur.execute("SELECT partition, source, state FROM processor_source_checkpoints "
+                        "WHERE group_id = %s AND topic = %s AND partition = ANY(%s)",
+                        (group_id, topic, list(partitions)))
             sources: dict[int, dict[str, bytes]] = {}
             for p, name, state in cur.fetchall():
                 sources.setdefault(p, {})[name] = bytes(state)
-            return {p: Claim(p, e, o, None if s is None else bytes(s), sources.get(p, {})) for p, e, o, s in rows}
+            return {p: Claim(p, e, o, None if s is None else bytes(s), sources.get(p, {}))
+                    for p, e, o, s in rows}
 
     @staticmethod
     def lock_epochs(cur, group_id: str, topic: str, partitions: Sequence[int]) -> dict[int, int]:
@@ -217,7 +236,8 @@ class HistoryWriter:
         return cur.rowcount == 1
 
     @staticmethod
-    def save_source_checkpoints(cur, group_id: str, topic: str, partition: int, states: dict[str, bytes]) -> None:
+    def save_source_checkpoints(cur, group_id: str, topic: str, partition: int,
+                                states: dict[str, bytes]) -> None:
         """Save the states of a partition's trade sources; only inside the transaction that saved the
         partition's checkpoint, whose row lock and epoch check fence these rows too."""
         psycopg2.extras.execute_values(cur, """

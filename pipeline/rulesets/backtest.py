@@ -10,6 +10,7 @@ same configuration.
 from __future__ import annotations
 
 import logging
+import math
 from collections import Counter
 from typing import Any, Iterable, Iterator, Mapping, Optional, Union
 
@@ -31,30 +32,61 @@ def as_rulebook(rules: Union[RuleBook, Mapping[str, Any], None]) -> RuleBook:
 
 
 def run_rules(trades: Iterable[Trade], rules: Union[RuleBook, Mapping[str, Any], None] = None,
-              states: Optional[dict[str, SymbolRules]] = None) -> Iterator[Alert]:
+              states: Optional[dict[tuple[str, str], SymbolRules]] = None,
+              grace: float = 0.0) -> Iterator[Alert]:
     """Alerts that ``rules`` raise over ``trades`` (in event-time order), trade by trade.
 
-    ``states`` (symbol -> SymbolRules), when given, is continued and left holding the final states.
-    Raises ValueError on a trade older than the one before it: the input must be sorted.
+    As in the processor, each source's symbols have their own rule states, and what timed rules have due
+    (LULD's trading pause of a symbol that stopped trading) is raised once the source's event time, one
+    ``grace`` behind its newest trade, passes it.  ``states`` ((source, symbol) -> SymbolRules), when
+    given, is continued and left holding the final states.  Raises ValueError on a trade older than the
+    one before it: the input must be sorted.
     """
     book = as_rulebook(rules)
     states = {} if states is None else states
-    running: dict[str, tuple[RuleSet, SymbolRules]] = {}
+    running: dict[tuple[str, str], tuple[RuleSet, SymbolRules]] = {}
+    pending: dict[str, dict[str, float]] = {}  # source -> symbol -> event time its timed rules are due
+    first_due: dict[str, float] = {}            # source -> the earliest of those
     newest = float("-inf")
     for trade in trades:
-        if trade.ts < newest:
-            raise ValueError(f"trades are not in event-time order: {trade.trade_id} at {trade.ts} "
-                             f"after {newest}")
-        newest = trade.ts
-        entry = running.get(trade.symbol)
+        ts, source, symbol = trade.ts, trade.source, trade.symbol
+        if ts < newest:
+            raise ValueError(f"trades are not in event-time order: {trade.trade_id} at {ts} after {newest}")
+        newest = ts
+        if ts - grace >= first_due.get(source, math.inf):
+            yield from _advance(running, pending[source], source, ts - grace)
+            first_due[source] = min(pending[source].values(), default=math.inf)
+        key = (source, symbol)
+        entry = running.get(key)
         if entry is None:
-            ruleset = book.for_symbol(trade.symbol)
-            state = states[trade.symbol] = ruleset.resume(states.get(trade.symbol))
-            entry = running[trade.symbol] = (ruleset, state)
-        ruleset, state = entry
-        alerts = ruleset.evaluate(trade, state)
-        ruleset.update(trade, state)
-        yield from alerts
+            ruleset = book.for_symbol(symbol)
+            state = states[key] = ruleset.resume(states.get(key))
+            entry = running[key] = (ruleset, state)
+        alerts = entry[0].step(trade, entry[1])
+        if alerts:
+            yield from alerts
+        if entry[0].timed:
+            due = entry[0].due(entry[1])
+            waiting = pending.setdefault(source, {})
+            if waiting.get(symbol, math.inf) != due:  # the earliest due time is looked for again only then
+                if due == math.inf:
+                    del waiting[symbol]
+                else:
+                    waiting[symbol] = due
+                first_due[source] = min(waiting.values(), default=math.inf)
+
+
+def _advance(running: dict, waiting: dict[str, float], source: str, now: float) -> Iterator[Alert]:
+    """What timed rules of ``source``'s symbols have due by event time ``now``."""
+    for symbol, due in sorted(waiting.items(), key=lambda item: item[1]):
+        if now >= due:
+            ruleset, state = running[(source, symbol)]
+            yield from ruleset.advance(symbol, source, now, state)
+            after = ruleset.due(state)
+            if after == math.inf:
+                del waiting[symbol]
+            else:
+                waiting[symbol] = after
 
 
 class CountRow(msgspec.Struct, frozen=True):
@@ -104,3 +136,14 @@ def compare_alerts(actual: Iterable[Alert], candidate: Iterable[Alert]) -> Alert
         only_in_actual=by_time(a for i, a in actual_by_id.items() if i not in both_ids),
         only_in_candidate=by_time(a for i, a in candidate_by_id.items() if i not in both_ids),
         matched=len(both_ids))
+
+
+def side_by_side(actual: Iterable[Alert], candidate: Iterable[Alert]) -> list[tuple[Alert, bool, bool]]:
+    """Every alert of either side once, by time: (alert, fired, the candidate raises it).  An alert on both
+    sides is the candidate's (the same trade and type; its message may name other thresholds)."""
+    actual_by_id = {a.alert_id: a for a in actual}
+    candidate_by_id = {a.alert_id: a for a in candidate}
+    rows = [(a, a.alert_id in actual_by_id, True) for a in candidate_by_id.values()]
+    rows += [(a, True, False) for i, a in actual_by_id.items() if i not in candidate_by_id]
+    rows.sort(key=lambda r: (r[0].ts, r[0].symbol, r[0].alert_type, r[0].alert_id))
+    return rows

@@ -7,8 +7,9 @@ For every trade, in this order:
     alerts = rule.evaluate(trade, state)   # what this trade raises against the trades before it
     rule.update(trade, state)              # fold the trade into the state (mutates it)
 
-``evaluate`` never changes the state, so it may be skipped (a late trade) or repeated.  States are
-tagged msgspec structs: ``msgspec.msgpack.encode`` / ``decode`` round-trip them for a checkpoint.
+or ``alerts = rule.step(trade, state)``, which does both (the same result, sooner).  ``evaluate``
+never changes the state, so it may be skipped (a late trade) or repeated.  States are tagged msgspec
+structs: ``msgspec.msgpack.encode`` / ``decode`` round-trip them for a checkpoint.
 
 A *timed* rule can also raise an alert when event time passes a moment without a trade of the symbol
 (LULD's trading pause): ``due(state)`` says when, and the caller, whose clock follows the source's
@@ -61,6 +62,12 @@ class Rule:
 
     def update(self, trade: Trade, state: RuleState) -> None:
         raise NotImplementedError
+
+    def step(self, trade: Trade, state: RuleState) -> list[Alert]:
+        """``evaluate`` then ``update`` in one call (a rule may share work between the two)."""
+        alerts = self.evaluate(trade, state)
+        self.update(trade, state)
+        return alerts
 
     def due(self, state: RuleState) -> float:
         """Event time from which ``advance`` raises something without a trade (inf: nothing is due)."""

@@ -6,6 +6,7 @@ struct: the checkpoint snapshot itself) and, for each trade that is not late, ca
     alerts = ruleset.evaluate(trade, symbol_rules)
     ruleset.update(trade, symbol_rules)
 
+(or ``alerts = ruleset.step(trade, symbol_rules)``, the same in one pass).
 A rule set with timed rules (``RuleSet.timed``) also has ``due(state)`` — the event time from which
 ``advance(symbol, source, now, state)`` raises alerts without a trade of the symbol.
 
@@ -60,6 +61,7 @@ class RuleSet:
                 seen[alert_type] = rule.name
         self.alert_types = tuple(seen)
         self.timed = tuple(r for r in self.rules if r.timed)
+        self._named = tuple((r, r.name) for r in self.rules)
 
     def new_state(self) -> SymbolRules:
         return SymbolRules(ruleset=self.name, states={r.name: r.new_state() for r in self.rules})
@@ -80,9 +82,23 @@ class RuleSet:
         for rule in self.rules:
             rule.update(trade, states[rule.name])
 
+    def step(self, trade: Trade, state: SymbolRules) -> list[Alert]:
+        """``evaluate`` then ``update`` in one pass: each rule reads only its own state, so evaluating a
+        rule after the rules before it were updated gives the same alerts."""
+        states = state.states
+        alerts: list[Alert] = []
+        for rule, name in self._named:
+            found = rule.step(trade, states[name])
+            if found:
+                alerts.extend(found)
+        return alerts
+
     def due(self, state: SymbolRules) -> float:
         """Event time from which ``advance`` raises something (inf: nothing is due)."""
         states = state.states
+        if len(self.timed) == 1:  # the common case (one LULD rule): no generator per trade
+            rule = self.timed[0]
+            return rule.due(states[rule.name])
         return min((r.due(states[r.name]) for r in self.timed), default=math.inf)
 
     def advance(self, symbol: str, source: str, now: float, state: SymbolRules) -> list[Alert]:

@@ -85,17 +85,18 @@ def legacy_rulesets(default: RuleConfig, overrides: Mapping[str, Mapping[str, An
 
 
 # --- parsing STOCKIT_RULES --------------------------------------------------------------------------
-def read_rules_source(value: str) -> tuple[Any, str]:
-    """(parsed document, where it came from) for a ``STOCKIT_RULES`` value: a file path or inline JSON."""
+def read_rules_source(value: str, name: str = "STOCKIT_RULES") -> tuple[Any, str]:
+    """(parsed document, where it came from) for a ``STOCKIT_RULES`` value (or another one called ``name``):
+    a file path or inline JSON."""
     text = value.strip()
     if text.startswith("{"):
-        where = "STOCKIT_RULES"
+        where = name
         try:
             return json.loads(text), where
         except json.JSONDecodeError as exc:
             raise RulesConfigError(f"{where}: not JSON: {exc}") from None
     path = Path(text).expanduser()
-    where = f"STOCKIT_RULES ({path})"
+    where = f"{name} ({path})"
     try:
         body = path.read_text()
     except OSError as exc:
@@ -180,13 +181,16 @@ def rulebook_from(default: RuleConfig, overrides: Optional[Mapping[str, Mapping[
     return RuleBook(rulesets, assign)
 
 
-def rulebook_from_settings(settings) -> RuleBook:
-    """The rule book the settings describe; raises RulesConfigError (or SettingsError) naming the bad key."""
+def rulebook_from_settings(settings, rules: Optional[Any] = None, where: str = "rules") -> RuleBook:
+    """The rule book the settings describe; raises RulesConfigError (or SettingsError) naming the bad key.
+    ``rules``, a parsed rules document, replaces ``STOCKIT_RULES`` when given (a what-if backtest)."""
     s = settings
     try:
         default = RuleConfig(s.spike_pct, s.breaker_pct, s.volume_multiple, s.rolling_window, s.min_history)
     except ValueError as exc:
         raise RulesConfigError(f"STOCKIT_SPIKE_PCT/BREAKER_PCT/VOLUME_MULTIPLE/ROLLING_WINDOW/MIN_HISTORY: "
                                f"{exc}") from None
+    if rules is not None:
+        return rulebook_from(default, s.rule_override_map, rules, where)
     doc, where = read_rules_source(s.rules_config) if s.rules_config.strip() else (None, "STOCKIT_RULES")
     return rulebook_from(default, s.rule_override_map, doc, where)

@@ -188,7 +188,20 @@ class LuldBandRule(Rule):
 
     # --- the Rule interface --------------------------------------------------------------------
     def evaluate(self, trade: Trade, state: BandState) -> list[Alert]:
-        phase, episode, alert, band = self._step(trade, state)
+        return self._alerts(trade, state, self._step(trade, state))
+
+    def update(self, trade: Trade, state: BandState) -> None:
+        self._fold(trade, state, self._step(trade, state))
+
+    def step(self, trade: Trade, state: BandState) -> list[Alert]:
+        decided = self._step(trade, state)
+        alerts = self._alerts(trade, state, decided)
+        self._fold(trade, state, decided)
+        return alerts
+
+    def _alerts(self, trade: Trade, state: BandState, decided) -> list[Alert]:
+        """The alert of a decision of ``_step`` (made before the state folds the trade in)."""
+        _, _, alert, band = decided
         if alert is None:
             return []
         if alert == LIMIT_STATE:
@@ -221,8 +234,8 @@ class LuldBandRule(Rule):
                                   f"{ep.lower:.6g}-{ep.upper:.6g} for {self.params.pause_seconds:g}s "
                                   f"after {ep.price:.6g} at {iso(ep.ts)}: trading pause")
 
-    def update(self, trade: Trade, state: BandState) -> None:
-        state.phase, state.episode, _, _ = self._step(trade, state)
+    def _fold(self, trade: Trade, state: BandState, decided) -> None:
+        state.phase, state.episode, _, _ = decided
         if state.first_ts is None:
             state.first_ts = trade.ts
         second = math.floor(trade.ts)

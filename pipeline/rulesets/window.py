@@ -173,6 +173,11 @@ class WindowRule(Rule):
     def update(self, trade: Trade, state: RollingWindow) -> None:
         state.add(self.value_of(trade))
 
+    def step(self, trade: Trade, state: RollingWindow) -> list[Alert]:
+        alert = self.check(trade, state) if len(state.values) >= self.params.min_history else None
+        state.add(self.value_of(trade))
+        return [alert] if alert else []
+
     # --- many trades at once (the processor's batch fold) ------------------------------------------
     def values_of(self, price: np.ndarray, quantity: np.ndarray) -> np.ndarray:
         """``value_of`` of each trade, exactly (None: this rule only folds trade by trade)."""

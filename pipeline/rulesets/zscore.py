@@ -63,8 +63,11 @@ class ReturnZScoreRule(Rule):
     def evaluate(self, trade: Trade, state: ReturnVolatility) -> list[Alert]:
         if state.returns < self.params.warmup or state.weighted_sq <= 0.0:
             return []
+        return self._score(trade, state, math.log(trade.price / state.last_price))
+
+    def _score(self, trade: Trade, state: ReturnVolatility, r: float) -> list[Alert]:
+        """The alert of return ``r`` against the volatility of the returns before it (warmed up)."""
         sigma = math.sqrt(state.weighted_sq / state.weight)
-        r = math.log(trade.price / state.last_price)
         z = r / sigma
         threshold = self.params.threshold_sigmas
         if abs(z) <= threshold:
@@ -72,6 +75,22 @@ class ReturnZScoreRule(Rule):
         return [alert_on(trade, RETURN_OUTLIER, state.last_price, z,
                          f"{trade.symbol} return {r * 100:+.3f}% is {z:+.1f}σ of its EWMA volatility "
                          f"{sigma * 100:.4f}% per trade (threshold {threshold:g}σ)")]
+
+    def step(self, trade: Trade, state: ReturnVolatility) -> list[Alert]:
+        """``evaluate`` then ``update``, the log return taken once (the same floats, so the same alerts)."""
+        last = state.last_price
+        if last <= 0.0:
+            state.last_price = trade.price
+            return []
+        r = math.log(trade.price / last)
+        warm = state.returns >= self.params.warmup and state.weighted_sq > 0.0
+        alerts = self._score(trade, state, r) if warm else []
+        lam = self.params.lambda_
+        state.weighted_sq = lam * state.weighted_sq + r * r
+        state.weight = lam * state.weight + 1.0
+        state.returns += 1
+        state.last_price = trade.price
+        return alerts
 
     def update(self, trade: Trade, state: ReturnVolatility) -> None:
         if state.last_price > 0.0:

@@ -5,8 +5,6 @@
 """
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from tests import market_data
@@ -24,8 +22,7 @@ def web(servers, tmp_path_factory):
 def market(clean_stores, web):
     m = market_data.build()
     market_data.write(clean_stores, m)
-    time.sleep(1.2)  # the server's status cache and live hub catch up with the fresh stores
-    return m
+    return m  # the server's caches (status, live hub) catch up within a second: tests wait for what they show
 
 
 @pytest.fixture

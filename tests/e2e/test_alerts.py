@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import csv
-import time
 from pathlib import Path
 
 import psycopg2
@@ -12,14 +11,18 @@ from selenium.webdriver.common.by import By
 pytestmark = pytest.mark.e2e
 
 
+# Every row of the table as {column: shown text}, read in one round trip to the browser.
+ROWS = """return Array.from(document.querySelectorAll('#al-table tbody tr')).map(function (tr) {
+  var cells = {};
+  tr.querySelectorAll('td[data-dash-column]').forEach(function (td) {
+    cells[td.getAttribute('data-dash-column')] = td.innerText.trim();
+  });
+  return cells;
+}).filter(function (cells) { return Object.keys(cells).length > 0; });"""
+
+
 def rows(page) -> list[dict]:
-    out = []
-    for tr in page.driver.find_elements(By.CSS_SELECTOR, "#al-table tbody tr"):
-        cells = {td.get_attribute("data-dash-column"): td.text for td in tr.find_elements(By.CSS_SELECTOR, "td")
-                 if td.get_attribute("data-dash-column")}
-        if cells:
-            out.append(cells)
-    return out
+    return page.js(ROWS)
 
 
 def symbols(page) -> list[str]:
@@ -80,9 +83,30 @@ def test_alrt004_csv_export(page, market):
     page.wait(lambda: len(rows(page)) == 4, what="4 alerts")
     page.driver.find_element(By.ID, "al-export").click()
     folder = Path(page.br.download_path)
-    files = page.wait(lambda: [f for f in folder.glob("*.csv")], 10, "downloaded CSV")
-    time.sleep(0.3)
-    with open(files[0], newline="") as f:
-        data = list(csv.DictReader(f))
+
+    def downloaded():  # Chrome writes a .crdownload and renames it when complete
+        files = list(folder.glob("*.csv"))
+        with open(files[0], newline="") as f:
+            return list(csv.DictReader(f))
+
+    data = page.wait(downloaded, 10, "the downloaded CSV")
     assert sorted(r["alert_id"] for r in data) == sorted(a.alert_id for a in market.alerts)
     assert {r["severity"] for r in data} == {"CRITICAL", "HIGH", "MEDIUM"}
+
+
+def test_alrt010_source_filter(page, market, servers):
+    import msgspec
+
+    from pipeline.history.writer import HistoryWriter
+
+    old = msgspec.structs.replace(market.alerts[0], alert_id="replayed-1", source="spx-daily", symbol="SPX",
+                                  ts=1_420_232_400.0)
+    HistoryWriter(servers.database_url).flush(trades=[], candles=[], alerts=[old])
+    page.open("/alerts", "#al-table")
+    page.wait(lambda: len(rows(page)) == 5, what="5 alerts of every source")
+    assert {r["source"] for r in rows(page)} == {"live", "spx-daily"}
+    page.br.select_dcc_dropdown("#al-source", value="spx-daily")
+    page.wait(lambda: symbols(page) == ["SPX"], 5, "the replay's alerts only")
+    page.br.select_dcc_dropdown("#al-source", value="live")
+    page.wait(lambda: symbols(page) == sorted(a.symbol for a in market.alerts), 5, "the live alerts only")
+    assert page.console_errors() == []

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 from selenium.webdriver.common.by import By
@@ -56,5 +55,5 @@ def test_live001_pages_show_the_running_pipeline(page, pipeline):
     page.open("/scanner", "#sc-table")
     page.wait(lambda: len(page.driver.find_elements(By.CSS_SELECTOR, '#sc-table td[data-dash-column="symbol"]'))
               == 10, 15, "ten scanner rows")
-    time.sleep(0.5)
+    page.wait_settled()
     assert page.console_errors() == []

@@ -1,7 +1,6 @@
 """Redis and PostgreSQL unreachable: every page still renders, says so plainly, and logs no error."""
 from __future__ import annotations
 
-import time
 
 import pytest
 from selenium.webdriver.common.by import By
@@ -29,7 +28,10 @@ def test_outg001_pages_show_a_banner_not_a_traceback(dash_br, web, dead_web, acc
     page.wait(lambda: "Redis" in banner.text, 10, "the outage banner")
     assert "banner-danger" in banner.get_attribute("class")
     assert page.driver.find_element(By.ID, "status-pill").text == "OFFLINE"
-    time.sleep(3)  # let the page's interval callbacks run against the dead stores
+    ticks = page.prop("status-interval", "n_intervals") or 0  # the interval every page has
+    page.wait(lambda: (page.prop("status-interval", "n_intervals") or 0) > ticks, 10,
+              "the page's interval callbacks to run again, against the dead stores")
+    page.wait_settled()
     assert "Traceback" not in page.driver.find_element(By.TAG_NAME, "body").text
     errors = [e for e in page.console_errors() if "/ws/" not in e["message"]]  # a refused socket is expected
     assert errors == []

@@ -1,7 +1,6 @@
 """Scanner page: rows for every symbol, native sorting and filtering, the signal filter."""
 from __future__ import annotations
 
-import time
 
 import pytest
 from selenium.webdriver.common.by import By
@@ -11,7 +10,10 @@ pytestmark = pytest.mark.e2e
 
 
 def column(page, name: str) -> list[str]:
-    return [c.text for c in page.driver.find_elements(By.CSS_SELECTOR, f'#sc-table td[data-dash-column="{name}"]')]
+    """The shown text of a column's cells, top to bottom, read in one round trip to the browser."""
+    return page.js("return Array.from(document.querySelectorAll("
+                   "'#sc-table td[data-dash-column=\"' + arguments[0] + '\"]')).map(function (td) {"
+                   " return td.innerText.trim(); });", name)
 
 
 def numbers(texts):
@@ -27,7 +29,6 @@ def test_scan001_loads_every_symbol_with_figures(page, market):
     assert all(t for t in column(page, "vwap")) and all(t for t in column(page, "change_5m"))
     row = dict(zip(column(page, "symbol"), column(page, "last")))
     assert float(row["AAPL"].replace(",", "")) == pytest.approx(market.tickers["AAPL"]["price"], rel=1e-5)
-    time.sleep(1)
     page.screenshot("scanner")
     assert page.console_errors() == []
 
@@ -42,7 +43,9 @@ def test_scan002_sorting_and_filtering(page, market):
     sort.click()
     page.wait(lambda: numbers(column(page, "change_5m")) == sorted(numbers(column(page, "change_5m")), reverse=True),
               5, "descending 5m change")
-    time.sleep(2.5)  # a data refresh keeps the user's sort
+    updated = page.driver.find_element(By.ID, "sc-updated").text
+    page.wait(lambda: page.driver.find_element(By.ID, "sc-updated").text != updated, 10, "a data refresh")
+    page.wait_settled()  # ... drawn: it keeps the user's sort
     assert numbers(column(page, "change_5m")) == sorted(numbers(column(page, "change_5m")), reverse=True)
 
     box = page.driver.find_element(By.CSS_SELECTOR, 'th.dash-filter[data-dash-column="symbol"] input')
@@ -60,7 +63,7 @@ def test_scan002_sorting_and_filtering(page, market):
     counts = {}
     for label, signal in (("Buy", "BUY"), ("Sell", "SELL"), ("Neutral", "NEUTRAL"), ("All", None)):
         page.driver.find_element(By.XPATH, f'//*[@id="sc-signal-filter"]//label[normalize-space()="{label}"]').click()
-        time.sleep(2.5)
+        page.wait_settled()  # the table filtered by the server
         signals = column(page, "signal")
         if signal:
             assert set(signals) <= {signal}
@@ -70,7 +73,7 @@ def test_scan002_sorting_and_filtering(page, market):
 
 
 def test_scan003_states_its_signal_rule(page, market):
-    from components.scanner import BUY_PCT, SELL_PCT
+    from app.market import BUY_PCT, SELL_PCT
 
     page.open("/scanner", "#sc-table")
     rule = page.wait(lambda: page.driver.find_element(By.ID, "sc-rule").text or None, what="signal rule")

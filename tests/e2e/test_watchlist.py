@@ -24,8 +24,8 @@ def test_wtch001_loads_with_data_and_no_console_errors(page, market):
     page.open("/")
     aapl = fmt_price(market.tickers["AAPL"]["price"])
     page.wait(lambda: last_cell(page, "AAPL").text == aapl, what="AAPL price")
-    for sym, t in market.tickers.items():
-        assert last_cell(page, sym).text == fmt_price(t["price"])
+    page.wait(lambda: all(last_cell(page, sym).text == fmt_price(t["price"]) for sym, t in market.tickers.items()),
+              what="every symbol's price")
     page.wait(lambda: page.js("var g = document.querySelector('#wl-chart .js-plotly-plot');"
                               "return g && g.data && g.data.length === 3 && g.data[0].type === 'candlestick';"),
               what="candlestick chart")
@@ -37,7 +37,6 @@ def test_wtch001_loads_with_data_and_no_console_errors(page, market):
     page.wait(lambda: len(page.driver.find_elements(By.CSS_SELECTOR, "#wl-feed .feed-item")) == 4, what="feed")
     page.wait(lambda: page.driver.find_element(By.ID, "status-pill").text == "LIVE", what="LIVE pill")
     assert "banner-hidden" in page.driver.find_element(By.ID, "status-banner").get_attribute("class")
-    time.sleep(1.5)
     page.screenshot("watchlist")
     assert page.console_errors() == []
 
@@ -115,8 +114,9 @@ def test_wtch005_banner_when_the_pipeline_stops(page, market, servers):
 def test_wtch006_live_alert_feed(page, market, servers):
     page.open("/")
     page.wait(lambda: len(page.driver.find_elements(By.CSS_SELECTOR, "#wl-feed .feed-item")) == 4, what="feed")
-    alert = Alert("e2e-feed-1", "PRICE_SPIKE", "HIGH", "GOOGL", 190.0, 178.0, 6.7, "t-feed", time.time(), "jump",
-                  "BUY", 3.0)
+    alert = Alert(alert_id="e2e-feed-1", alert_type="PRICE_SPIKE", severity="HIGH", symbol="GOOGL",
+                  price=190.0, reference=178.0, deviation=6.7, trade_id="t-feed", ts=time.time(),
+                  message="jump", side="BUY", quantity=3.0)
     market_data.publish_alert(servers, alert, history=False)
     page.wait(lambda: "GOOGL" in page.driver.find_element(By.CSS_SELECTOR, "#wl-feed .feed-item").text, 5,
               "new alert on top of the feed")
@@ -126,8 +126,7 @@ def test_wtch007_reads_in_a_narrow_window(page, market):
     page.open("/")
     page.wait(lambda: last_cell(page, "AAPL").text != "—", what="prices")
     page.viewport(400, 800)
-    time.sleep(0.5)
-    assert page.js("return document.documentElement.scrollWidth") <= 401
+    page.wait(lambda: page.js("return document.documentElement.scrollWidth") <= 401, what="the page to fit 400 px")
     assert last_cell(page, "AAPL").is_displayed()
 
 
@@ -178,4 +177,32 @@ def test_wtch008_indicators_switch_on_and_off_keeping_the_zoom(page, market):
     toggle("BB")
     page.wait(lambda: len(names()) == 3, what="indicators off again")
     assert page.js(f"return {graph}.layout.yaxis3 === undefined")
+    assert page.console_errors() == []
+
+
+def replayed_index(settings, source="spx-daily", days=30):
+    """Daily closes of an index from 2015, stored as a replayed source's 1-minute candles."""
+    from pipeline.events import Candle
+    from pipeline.history.writer import HistoryWriter
+
+    start = 1_420_232_400.0  # 2015-01-02T21:00:00Z
+    candles = [Candle(symbol="SPX", window_seconds=60, window_start=start + d * 86400,
+                      window_end=start + d * 86400 + 60, open=2000.0 + d, high=2001.0 + d, low=1999.0 + d,
+                      close=2000.5 + d, volume=1e9, vwap=2000.2 + d, trade_count=1, buy_volume=5e8,
+                      sell_volume=5e8, source=source) for d in range(days)]
+    HistoryWriter(settings.database_url).flush(trades=[], candles=candles, alerts=[])
+    return candles
+
+
+def test_wtch020_the_chart_shows_a_replayed_source_on_request(page, market, servers):
+    candles = replayed_index(servers)
+    page.open("/")
+    graph = "document.querySelector('#wl-chart .js-plotly-plot')"
+    shown = lambda: page.js(f"var g={graph}; return g && g.data && g.data[0].name")  # noqa: E731
+    page.wait(lambda: shown() == "AAPL", what="live chart")
+    page.br.select_dcc_dropdown("#wl-source", value="spx-daily")
+    page.wait(lambda: shown() == "SPX · spx-daily", 10, "the replayed index's chart")
+    assert page.js(f"return {graph}.data[0].close") == [c.close for c in candles][-120:]
+    page.br.select_dcc_dropdown("#wl-source", value="live")
+    page.wait(lambda: shown() in market.tickers, 10, "back to a live symbol")
     assert page.console_errors() == []

@@ -25,7 +25,6 @@ def test_whal001_cards_newest_first_with_size_multiple(page, market):
         assert card.find_element(By.CSS_SELECTOR, ".whale-symbol").text == alert.symbol
         assert card.find_element(By.CSS_SELECTOR, ".whale-multiple").text == f"{alert.deviation:.1f}×"
         assert card.find_element(By.CSS_SELECTOR, ".whale-side").text == alert.side
-    time.sleep(0.5)
     page.screenshot("whales")
     assert page.console_errors() == []
 
@@ -34,9 +33,10 @@ def test_whal002_new_spike_appears_live_on_top(page, market, servers):
     page.open("/whales", "#wh-grid")
     page.wait(lambda: len(cards(page)) == 2, what="whale cards")
     page.js("window.__sameDocument = true;")
-    time.sleep(1.5)  # the WebSocket is connected
-    alert = Alert("e2e-whale-1", "VOLUME_SPIKE", "MEDIUM", "ETH-USD", 3390.0, 2.0, 12.3, "t-whale", time.time(),
-                  "whale", "SELL", 24.6)
+    page.wait_for_stream("/ws/alerts")  # connected, and the server has sent its snapshot: it is listening
+    alert = Alert(alert_id="e2e-whale-1", alert_type="VOLUME_SPIKE", severity="MEDIUM", symbol="ETH-USD",
+                  price=3390.0, reference=2.0, deviation=12.3, trade_id="t-whale", ts=time.time(),
+                  message="whale", side="SELL", quantity=24.6)
     market_data.publish_alert(servers, alert, history=False)
     page.wait(lambda: cards(page)[0].find_element(By.CSS_SELECTOR, ".whale-symbol").text == "ETH-USD", 5,
               "live card first")

@@ -44,6 +44,7 @@ CANDLE_FIELDS = ("open", "high", "low", "close", "volume", "vwap", "trade_count"
 ALERT_FIELDS = ("alert_type", "severity", "symbol", "price", "reference", "deviation", "trade_id", "message",
                 "side", "quantity")
 EXAMPLES_KEPT = 8
+STUCK_AFTER = 45.0  # seconds without progress after which waiting for a result is given up
 
 
 def same_number(a, b) -> bool:
@@ -210,18 +211,22 @@ def regressions(writes: Iterable[tuple[int, int]]) -> list[str]:
 
 
 def settle(settings: Settings, expected: Expected, timeout: float,
-           running: Callable[[], bool] = lambda: True) -> Optional[float]:
+           running: Callable[[], bool] = lambda: True, stuck_after: float = STUCK_AFTER) -> Optional[float]:
     """Wait until every partition's checkpoint is at its end offset and the outbox is empty; returns how
-    long that took, or None after ``timeout`` or once no worker runs (the report shows what is missing)."""
-    started = time.monotonic()
-    while time.monotonic() - started < timeout and running():
+    long that took, or None after ``timeout``, once no worker runs, or when nothing has moved for
+    ``stuck_after`` seconds (the report then shows what is missing)."""
+    started = moved = time.monotonic()
+    last = None
+    while time.monotonic() - started < timeout and time.monotonic() - moved < stuck_after and running():
         try:
-            cps = checkpoints(settings)
-            at_end = all(cps.get(p, 0) >= end for p, end in expected.end_offsets.items())
-            if at_end and not outbox_rows(settings):
-                return time.monotonic() - started
+            cps, outbox = checkpoints(settings), outbox_rows(settings)
         except psycopg2.Error:
-            pass
+            cps, outbox = last, None
+        if outbox is not None:
+            if all(cps.get(p, 0) >= end for p, end in expected.end_offsets.items()) and not outbox:
+                return time.monotonic() - started
+            if (cps, outbox) != last:
+                last, moved = (cps, outbox), time.monotonic()
         time.sleep(0.2)
     return None
 
@@ -366,6 +371,11 @@ def check(fault: str, settings: Settings, expected: Expected, *, settled_in: Opt
           started: float, log: Optional[CheckpointLog] = None, candles: bool = True) -> Report:
     """Read everything back and compare it with ``expected``; ``started`` is the test's monotonic start."""
     report = Report(fault, records=len(expected.trades) + len(expected.deadletters), settled_in=settled_in)
+    if expected.not_on_topic:  # the broker acknowledged them, the input topic does not hold them
+        lost_input = Tally(checked=expected.acknowledged)
+        for what in expected.not_on_topic:
+            lost_input.note("lost", what)
+        report.add("input (raw-trades topic)", lost_input)
     trades = _read_trades(settings)
     report.add("trades (PostgreSQL)", _tally_by_key(expected.trades, trades, _trade_differs,
                                                     lambda k: f"trade {k}"))

@@ -40,6 +40,23 @@ def outbox_rows(settings: Settings) -> int:
     return query(settings, "SELECT count(*) FROM outbox")[0][0]
 
 
+class TopicEnds:
+    """Asks for the end offsets of one topic again and again over one connection."""
+
+    def __init__(self, settings: Settings, topic: str):
+        self.topic = topic
+        self.consumer = Consumer(kafka_io.consumer_config(settings, f"faults-ends-{uuid.uuid4().hex[:8]}"))
+        self.partitions = list(self.consumer.list_topics(topic, timeout=30).topics[topic].partitions)
+
+    def total(self) -> int:
+        """Messages (and transaction markers) written to the topic so far."""
+        return sum(self.consumer.get_watermark_offsets(TopicPartition(self.topic, p), timeout=10)[1]
+                   for p in self.partitions)
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
 def end_offsets(settings: Settings, topic: str) -> dict[int, int]:
     """Partition -> high watermark of ``topic``."""
     c = Consumer(kafka_io.consumer_config(settings, f"faults-ends-{uuid.uuid4().hex[:8]}"))

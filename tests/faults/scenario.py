@@ -12,7 +12,7 @@ import redis
 
 from pipeline import kafka_io
 from pipeline.settings import Settings
-from tests.faults.checker import CheckpointLog, Report, ReportFile, check, settle
+from tests.faults.checker import STUCK_AFTER, CheckpointLog, Report, ReportFile, check, settle
 from tests.faults.feed import Publisher, TradeFeed
 from tests.faults.injection import ServerFaults
 from tests.faults.readback import read_topic, stored_trades
@@ -67,8 +67,9 @@ class Scenario:
 
     def expected(self, horizon: float) -> Expected:
         """What an uninterrupted run makes of everything sent so far (see ``reference``)."""
-        records = as_on_topic(self.publisher.records(), read_topic(self.settings, self.settings.topic_trades))
-        return uninterrupted(records, self.settings, horizon)
+        records, missing = as_on_topic(self.publisher.records(),
+                                       read_topic(self.settings, self.settings.topic_trades))
+        return uninterrupted(records, self.settings, horizon, missing)
 
     def verify(self, fault: str, expected: Expected, settle_timeout: float = 120.0,
                candles: bool = True) -> Report:
@@ -105,13 +106,20 @@ class Scenario:
         return feed, workers
 
     def catch_up(self, feed: TradeFeed, timeout: float = 180.0) -> bool:
-        """Let the feed run on until everything it sent so far is stored (False after ``timeout``: the
-        checker then says what is missing)."""
+        """Let the feed run on until everything it sent so far is stored (False after ``timeout`` or
+        ``STUCK_AFTER`` seconds without progress: the checker then says what is missing)."""
         target = feed.count
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if stored_trades(self.settings) >= target:
+        started = moved = time.monotonic()
+        last = -1
+        while time.monotonic() - started < timeout and time.monotonic() - moved < STUCK_AFTER:
+            try:
+                stored = stored_trades(self.settings)
+            except psycopg2.Error:
+                stored = last
+            if stored >= target:
                 return True
+            if stored != last:
+                last, moved = stored, time.monotonic()
             time.sleep(0.2)
         return False
 

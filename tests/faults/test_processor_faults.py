@@ -13,21 +13,21 @@ import time
 import pytest
 
 from tests.faults.observe import group_assignment, says_database_unavailable
-from tests.faults.readback import checkpoints, committed_offsets, end_offsets, query, stored_trades
+from tests.faults.readback import TopicEnds, checkpoints, committed_offsets, end_offsets, stored_trades
 from tests.faults.scenario import hold
 from tests.integration.helpers import wait_until
 
 pytestmark = pytest.mark.faults
 
 ALL_PARTITIONS = [[0, 1, 2, 3, 4, 5]]
-SURGE = 200_000  # trades sent at once while PostgreSQL is down
+SURGE = 150_000  # trades sent at once while PostgreSQL is down
 
 
 def test_flt000_an_uninterrupted_run_is_the_reference(scenario):
     """No fault: the real processor on real servers gives exactly what the checker's reference computes."""
     s = scenario
     feed, (processor,) = s.start(seed=100)
-    wait_until(lambda: stored_trades(s.settings) >= 2000, 90, "2,000 trades stored")
+    wait_until(lambda: stored_trades(s.settings) >= 1500, 90, "1,500 trades stored")
     report = s.finish(feed, "flt000 no fault (baseline)")
     assert processor.alive(), processor.log_tail()
     assert report.ok, report.summary()
@@ -72,7 +72,7 @@ def test_flt004_postgres_killed_60s_pauses_and_resumes(scenario):
 
     s.faults.kill("postgres")
     hold(5.0, watch)
-    feed.surge(SURGE)  # a processor that kept consuming would grow by ~200 MiB
+    feed.surge(SURGE)  # a processor that kept consuming them would grow by ~120 MiB or more
     hold(max(0.0, 60.0 - (time.monotonic() - killed_at)), watch)
     s.faults.restart("postgres")
     s.catch_up(feed)
@@ -85,7 +85,7 @@ def test_flt004_postgres_killed_60s_pauses_and_resumes(scenario):
     assert not exited and processor.alive(), processor.log_tail()
     assert report.ok, report.summary()
     assert shown, "the processor's health never said the database is unavailable"
-    assert growth < 128, f"RSS grew {growth:.0f} MiB while the database was down: consumption not paused"
+    assert growth < 100, f"RSS grew {growth:.0f} MiB while the database was down: consumption not paused"
 
 
 def test_flt005_kafka_frozen_30s_changes_nothing(scenario):
@@ -100,22 +100,24 @@ def test_flt005_kafka_frozen_30s_changes_nothing(scenario):
     assert report.ok, report.summary()
 
 
-def candles_or_outbox(settings) -> int:
-    return query(settings, "SELECT (SELECT count(*) FROM candles) + (SELECT count(*) FROM outbox)")[0][0]
-
-
 def test_flt006_kafka_frozen_60s_during_outbox_publication(scenario):
     s = scenario
     feed = s.feed(seed=6)
-    feed.burst(150_000, step=0.2)  # 8 h of event time: ~6,000 candles to publish
+    feed.burst(60_000, step=0.5)  # 8 h of event time: ~6,000 candles to publish
+    candles_topic = TopicEnds(s.settings, s.settings.topic_aggregates)
     processor = s.workers.processor()
-    wait_until(lambda: candles_or_outbox(s.settings) > 0, 120, "the first checkpoint with outbox messages",
-               interval=0.01)
-    published_before = sum(end_offsets(s.settings, s.settings.topic_aggregates).values())
+    try:
+        # Freeze as the first candles go out: the rest of the outbox is committed, or being committed,
+        # while the broker does not answer.
+        wait_until(lambda: candles_topic.total() > 0, 120, "the first outbox messages on the broker",
+                   interval=0.01)
+        published_before = candles_topic.total()
+    finally:
+        candles_topic.close()
     with s.faults.frozen_for("kafka"):
         hold(60.0)
     feed.close_windows()
-    s.figures["candles published before the freeze"] = published_before
+    s.figures["candle topic offsets before the freeze"] = published_before
     report = s.verify("flt006 Kafka broker frozen (SIGSTOP) 60 s during outbox publication",
                       s.expected(feed.horizon), settle_timeout=180)
     total = report.kinds["candles (trade-aggregates topic)"].checked

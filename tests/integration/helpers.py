@@ -65,6 +65,20 @@ def consume_all(settings: Settings, topic: str, expected: int, timeout: float = 
     return out
 
 
+def empty_stores(settings: Settings) -> None:
+    """Empty Redis and the history tables (what a new system starts with)."""
+    import redis
+
+    redis.Redis.from_url(settings.redis_url).flushdb()
+    conn = psycopg2.connect(settings.database_url)
+    with conn, conn.cursor() as cur:
+        cur.execute("TRUNCATE trades, candles, alerts, outbox, processor_checkpoints, "
+                    "processor_source_checkpoints, webhook_deliveries")
+        cur.execute("TRUNCATE alert_snoozes, alert_notes, alert_audit, backtest_runs, backtest_alerts, "
+                    "dead_letters")
+    conn.close()
+
+
 def sql(settings: Settings, query: str, args=()):
     conn = psycopg2.connect(settings.database_url)
     try:

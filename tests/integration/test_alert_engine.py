@@ -5,6 +5,7 @@ import http.server
 import json
 import threading
 
+import msgspec
 import orjson
 import pytest
 import redis
@@ -28,8 +29,9 @@ SECRET = new_secret()
 
 def make_alert(trade_id: str, alert_type: str, symbol: str = "TSLA", at: float = T0) -> Alert:
     severity = {"CIRCUIT_BREAKER": "CRITICAL", "PRICE_SPIKE": "HIGH", "VOLUME_SPIKE": "MEDIUM"}[alert_type]
-    return Alert(alert_id_for(trade_id, alert_type), alert_type, severity, symbol, 250.0, 220.0, 13.6, trade_id,
-                 at, f"{alert_type} on {symbol}", "BUY", 10.0)
+    return Alert(alert_id=alert_id_for(trade_id, alert_type), alert_type=alert_type, severity=severity,
+                 symbol=symbol, price=250.0, reference=220.0, deviation=13.6, trade_id=trade_id, ts=at,
+                 message=f"{alert_type} on {symbol}", side="BUY", quantity=10.0)
 
 
 def publish(settings, *alerts: Alert) -> None:
@@ -178,3 +180,27 @@ def test_alrt003_a_webhook_that_never_answers_well_is_dead_lettered(topics, run_
     stored += str(sql(settings, "SELECT * FROM alerts"))
     for secret in ("T0K3N", "s3cr3t", "/hook"):
         assert secret not in stored and secret.encode() not in dead[0].value()
+
+
+def test_alrt010_a_replays_alerts_keep_to_their_source(topics, run_worker, hook_server):
+    """A replay's CIRCUIT_BREAKER opens the replay's breaker only, is not a duplicate of a live one, and sends
+    no webhook (only the live source's alerts do, by default); a replay of the same alerts gives the same
+    states."""
+    settings = hook_settings(topics, hook_server, webhook_backoff=0.01)
+    history = "spx-daily"
+    old = msgspec.structs.replace(make_alert("h1", "CIRCUIT_BREAKER", at=T0 - 86400 * 3000), source=history)
+    live = make_alert("l1", "CIRCUIT_BREAKER", at=T0)
+    metrics = AlertEngineMetrics(CollectorRegistry())
+    publish(settings, old, live)
+    engine = run_worker(AlertEngine(settings, metrics, clock=Clock(T0 + 1)).run, "engine")
+    wait_until(lambda: status(settings, live)[1] == "delivered", 30, "the live alert delivered")
+    wait_until(lambda: status(settings, old)[0] != "new", 30, "the replayed alert handled")
+    engine.stop()
+    assert status(settings, old)[:2] == ("routed", "skipped"), "no webhook for a replay's alert"
+    assert [json.loads(body)["alert_id"] for _, body in Hook.received] == [live.alert_id]
+    assert breaker(settings, "TSLA")["trips"] == 1 and breaker(settings, "TSLA")["since"] == T0
+    r = redis.Redis.from_url(settings.redis_url)
+    replayed = orjson.loads(r.hget(speed_layer.breakers_key(history), "TSLA"))
+    assert (replayed["state"], replayed["since"], replayed["last_alert_id"]) == ("OPEN", old.ts, old.alert_id)
+    assert r.exists(speed_layer.dedup_key("CIRCUIT_BREAKER", "TSLA", history))
+    assert metrics.breakers_open._value.get() == 1  # the live breaker only

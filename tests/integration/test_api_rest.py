@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import jsonschema
+import msgspec
 import psycopg2
 import pytest
 import redis
 
 from app import create_app
+from app.market import pressure
 from app.openapi import openapi_document
-from components.scanner import pressure
 from pipeline import speed_layer
 from pipeline.events import iso
 from tests import market_data, sign_in
@@ -141,10 +142,14 @@ def test_api005_recent_trades_newest_first(client, market):
 def test_api006_trade_history_is_not_a_symbol_called_history(client, market):
     body = ok(client, "/api/v1/trades/history?limit=5", "TradeHistory")
     assert body["count"] == 5 and body["symbol"] is None
-    newest = max((t for ts in market.trades.values() for t in ts), key=lambda t: t.ts)
+    # Newest first: by time as PostgreSQL keeps it (microseconds), then by id (its byte order, as Python's).
+    newest = max((t for ts in market.trades.values() for t in ts), key=lambda t: (round(t.ts, 6), t.trade_id))
     assert body["trades"][0]["trade_id"] == newest.trade_id
     eur = market.trades["EUR-USD"]
-    start, end = eur[10].ts, eur[20].ts
+    assert eur[20].ts - eur[19].ts > 0.001  # (the seeded market) so the bound below lies clearly between them
+    # The exclusive end between trades 19 and 20: how PostgreSQL and Python round a time to microseconds
+    # may differ by one, which must not decide whether trade 20 is in range.
+    start, end = eur[10].ts, (eur[19].ts + eur[20].ts) / 2
     ranged = ok(client, f"/api/v1/trades/history?symbol=eur-usd&start={start}&end={iso(end)}&limit=100",
                 "TradeHistory")
     assert [t["trade_id"] for t in ranged["trades"]] == [t.trade_id for t in reversed(eur[10:20])]
@@ -294,3 +299,47 @@ def test_api018_pipeline_down_data_empty(client, clean_stores):
     body = ok(client, "/api/v1/stats/summary", "Summary")
     assert body["pipeline"] == {} and body["status"] == "stopped"
     assert ok(client, "/api/v1/trades/AAPL", "Trades")["trades"] == []
+
+
+def test_api020_history_by_source(client, market, servers):
+    """A replay's candles, trades and alerts beside the live ones: candles of one source (live by default),
+    trades and alerts of every source unless one is asked for, each naming its own."""
+    from pipeline.history.writer import HistoryWriter
+
+    replay = "aapl-2015"
+    live = market.candles_of("AAPL", 60)
+    back = 3000 * 86400.0
+    old = [msgspec.structs.replace(c, source=replay, window_start=c.window_start - back,
+                                   window_end=c.window_end - back, close=c.close * 2) for c in live[:3]]
+    trades = [msgspec.structs.replace(t, trade_id=f"old-{i}", ts=t.ts - 3000 * 86400.0, source=replay)
+              for i, t in enumerate(market.trades["AAPL"][:4])]
+    alert = msgspec.structs.replace(market.alerts[0], alert_id="old-alert", source=replay, ts=trades[0].ts)
+    HistoryWriter(servers.database_url).flush(trades=[(t, False) for t in trades], candles=old,
+                                              alerts=[alert])
+
+    default = ok(client, "/api/v1/ohlcv/AAPL?limit=1000", "Ohlcv")
+    assert default["source"] == "live" and default["count"] == len(live)
+    assert {c["source"] for c in default["candles"]} == {"live"}
+    body = ok(client, f"/api/v1/ohlcv/aapl?source={replay.upper()}&limit=1000", "Ohlcv")
+    assert body["source"] == replay and body["open_candle"] is None  # the speed layer is the live source's
+    assert [(c["window_start"], c["close"], c["source"]) for c in body["candles"]] == \
+        [(iso(c.window_start), c.close, replay) for c in old]
+    assert ok(client, "/api/v1/ohlcv/AAPL?source=nobody", "Ohlcv")["candles"] == []
+
+    every = ok(client, "/api/v1/trades/history?symbol=AAPL&limit=10000", "TradeHistory")["trades"]
+    assert {t["source"] for t in every} == {"live", replay}
+    only = ok(client, f"/api/v1/trades/history?source={replay}", "TradeHistory")
+    assert only["source"] == replay
+    assert sorted(t["trade_id"] for t in only["trades"]) == [t.trade_id for t in trades]
+
+    assert ok(client, "/api/v1/alerts", "Alerts")["count"] == len(market.alerts) + 1
+    replayed = ok(client, f"/api/v1/alerts?source={replay}", "Alerts")["alerts"]
+    assert [(a["alert_id"], a["source"]) for a in replayed] == [("old-alert", replay)]
+    assert {a["source"] for a in ok(client, "/api/v1/alerts?source=live", "Alerts")["alerts"]} == {"live"}
+
+    assert ok(client, "/api/v1/sources", "Sources") == {"live": "live", "sources": sorted(["live", replay])}
+    assert ok(client, f"/api/v1/breakers?source={replay}", "Breakers") == \
+        {"source": replay, "count": 0, "open": 0, "breakers": []}
+    for path in ("/api/v1/ohlcv/AAPL?source=a%20b", "/api/v1/trades/history?source=-x",
+                 "/api/v1/alerts?source=" + "x" * 41, "/api/v1/breakers?source=a/b"):
+        error(client, path, 400, "source")

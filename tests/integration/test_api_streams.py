@@ -12,6 +12,7 @@ import simple_websocket
 from pipeline import speed_layer
 from pipeline.events import Alert
 from tests import market_data
+from tests.integration.helpers import wait_until
 from tests.sign_in import cookie_header
 from tests.web_server import running_web
 
@@ -80,8 +81,9 @@ def test_strm003_ws_alerts_snapshot_then_live_filtered(web, market, servers):
         assert snap["type"] == "snapshot"
         assert {a["alert_id"] for a in snap["alerts"]} == {a.alert_id for a in market.alerts}
         assert [a["alert_type"] for a in receive(critical)["alerts"]] == ["CIRCUIT_BREAKER"]
-        new = Alert("live-1", "VOLUME_SPIKE", "MEDIUM", "AAPL", 190.0, 2.0, 9.0, "t-live", time.time(), "whale",
-                    "SELL", 18.0)
+        new = Alert(alert_id="live-1", alert_type="VOLUME_SPIKE", severity="MEDIUM", symbol="AAPL",
+                    price=190.0, reference=2.0, deviation=9.0, trade_id="t-live", ts=time.time(),
+                    message="whale", side="SELL", quantity=18.0)
         market_data.publish_alert(servers, new, history=False)
         msg, _ = receive_until(every, lambda m: m["type"] == "alert")
         assert msg["alert"] == new.to_wire()
@@ -94,13 +96,18 @@ def test_strm003_ws_alerts_snapshot_then_live_filtered(web, market, servers):
 def test_strm004_ws_aggregates_pushes_finalized_candles(web, market, servers):
     c = ws(web, "/ws/aggregates?symbol=AAPL&window_seconds=60")
     try:
-        time.sleep(0.3)
         r = redis.Redis.from_url(servers.redis_url)
         other = market.candles_of("MSFT", 60)[0]
         mine = market.candles_of("AAPL", 60)[-1]
-        r.publish(speed_layer.CHANNEL_AGGREGATES, other.encode())
-        r.publish(speed_layer.CHANNEL_AGGREGATES, mine.encode())
-        msg, _ = receive_until(c, lambda m: m["type"] == "candle")
+
+        def pushed():
+            """Publish both until the stream passes one on: the handler says nothing when it starts listening."""
+            r.publish(speed_layer.CHANNEL_AGGREGATES, other.encode())
+            r.publish(speed_layer.CHANNEL_AGGREGATES, mine.encode())
+            raw = c.receive(timeout=0.5)
+            return raw is not None and json.loads(raw)["type"] == "candle" and json.loads(raw)
+
+        msg = wait_until(pushed, 15, "a candle on /ws/aggregates", interval=0)
         assert msg["candle"] == orjson.loads(mine.encode())
     finally:
         c.close()
@@ -136,10 +143,7 @@ def test_strm006_stream_clients_gauge(web, market):
     finally:
         for c in clients:
             c.close()
-    deadline = time.monotonic() + 5
-    while gauge() != before and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert gauge() == before
+    wait_until(lambda: gauge() == before, 10, "the gauge back to its value before")
 
 
 def test_strm007_served_by_gunicorn_and_stops_promptly_with_open_streams(servers, market, tmp_path, accounts):

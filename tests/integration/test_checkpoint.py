@@ -235,7 +235,8 @@ def test_ckpt007_the_wall_clock_closes_windows_only_after_the_broker_confirms_th
     """Live-like trades, then silence: the last windows close by the idle clock (confirmed caught up)."""
     now = time.time()
     start = now - now % 60 - 120  # two minutes ago, on a minute boundary
-    trades = [Trade(f"W-{i}", "AAPL", 100.0 + i % 3, 1.0, "BUY", "X", start + i) for i in range(90)]
+    # A trade a second until 3 s before the second window's end: the idle clock must close it.
+    trades = [Trade(f"W-{i}", "AAPL", 100.0 + i % 3, 1.0, "BUY", "X", start + i) for i in range(117)]
     produce_trades(fast, trades)
     worker = run_worker(Processor(fast).run, "processor")
     wait_until(lambda: sql(fast, "SELECT count(*) FROM candles WHERE window_seconds = 60")[0][0] == 2, 60,

@@ -16,12 +16,10 @@ import pytest
 
 from pipeline import kafka_io
 from pipeline.events import Trade
-from pipeline.partition_state import PartitionState
-from pipeline.processor import rulebook
 from tests.integration.helpers import consume_all, sql, wait_until
 from tests.integration.test_checkpoint import at_ends, checkpoints, end_offsets
 from tests.integration.test_pipeline import assert_candles_equal, db_candles, expected_candles
-from tests.integration.test_recovery import closed, count, stream
+from tests.integration.test_recovery import closed, count, expected_alert_ids, stream
 
 pytestmark = pytest.mark.integration
 
@@ -36,17 +34,6 @@ def spawn(settings, log_path) -> subprocess.Popen:
         log.close()
 
 
-def expected_alert_ids(settings, trades: list[Trade]) -> set[str]:
-    ids = set()
-    for sym in {t.symbol for t in trades}:
-        st = PartitionState(settings.window_list, settings.grace_seconds, rulebook(settings))
-        for t in trades:
-            if t.symbol == sym:
-                st.apply(t)
-        ids |= {a.alert_id for a in st.drain()[1]}
-    return ids
-
-
 def paced(settings, trades: list[Trade], per_second: int, stop: threading.Event) -> threading.Thread:
     """Publish ``trades`` in the background at about ``per_second``, so faults land mid-stream."""
     def body():
@@ -58,7 +45,7 @@ def paced(settings, trades: list[Trade], per_second: int, stop: threading.Event)
             for t in trades[i:i + chunk]:
                 publisher.produce(settings.topic_trades, t.encode(), t.symbol.encode())
             publisher.poll(0)
-            time.sleep(0.25)
+            time.sleep(0.25)  # the pace is the point: a quarter of a second's trades at a time
         assert publisher.flush(60) == 0
     thread = threading.Thread(target=body, daemon=True)
     thread.start()

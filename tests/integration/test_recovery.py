@@ -12,7 +12,8 @@ import orjson
 import pytest
 
 from pipeline.events import Trade
-from pipeline.processor import Processor
+from pipeline.partition_state import PartitionState
+from pipeline.processor import Processor, rulebook
 from pipeline.replay import write_csv
 from pipeline.simulator import MarketSimulator
 from tests.integration.helpers import consume_all, produce_trades, sql, wait_until
@@ -47,6 +48,18 @@ def count(settings, table: str) -> int:
     return sql(settings, f"SELECT count(*) FROM {table}")[0][0]
 
 
+def expected_alert_ids(settings, trades: list[Trade]) -> set[str]:
+    """The alerts an uninterrupted run raises on ``trades``, by the pure logic, per symbol."""
+    ids = set()
+    for sym in {t.symbol for t in trades}:
+        st = PartitionState(settings.window_list, settings.grace_seconds, rulebook(settings))
+        for t in trades:
+            if t.symbol == sym:
+                st.apply(t)
+        ids |= {a.alert_id for a in st.drain()[1]}
+    return ids
+
+
 def test_crash001_sigkill_mid_stream_loses_and_duplicates_nothing(topics):
     settings = topics.replace(flush_interval=0.0, batch_size=500, grace_seconds=1.0)
     trades = stream(60000)
@@ -75,17 +88,7 @@ def test_crash001_sigkill_mid_stream_loses_and_duplicates_nothing(topics):
     assert count(settings, "trades") == len(trades)
     assert_candles_equal(db_candles(settings), want)
     # Alerts: the same set an uninterrupted run raises (computed by the pure logic from the same trades).
-    from pipeline.partition_state import PartitionState
-    from pipeline.processor import rulebook
-
-    expected_alerts = set()
-    for sym in {t.symbol for t in trades}:
-        st = PartitionState(settings.window_list, settings.grace_seconds, rulebook(settings))
-        for t in trades:
-            if t.symbol == sym:
-                st.apply(t)
-        expected_alerts |= {a.alert_id for a in st.drain()[1]}
-    assert {r[0] for r in sql(settings, "SELECT alert_id FROM alerts")} == expected_alerts
+    assert {r[0] for r in sql(settings, "SELECT alert_id FROM alerts")} == expected_alert_ids(settings, trades)
     assert count(settings, "outbox") == 0
     published = consume_all(settings, settings.topic_aggregates, len(want))
     keys = {(c["symbol"], c["window_seconds"], c["window_start"]) for c in map(orjson.loads, (m.value() for m in published))}

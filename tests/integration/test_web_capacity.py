@@ -1,4 +1,4 @@
-"""Streams cannot starve requests (issue 8): many sockets, several processes, clients that misbehave."""
+"""Streams cannot starve requests: many sockets, several processes, clients that misbehave."""
 from __future__ import annotations
 
 import asyncio
@@ -164,8 +164,9 @@ def test_cap002_every_process_clients_get_every_alert(web, market, servers):
         wait_until(lambda: all(crowd.messages), 30, "every client's snapshot")
         held = web.connections_by_worker()
         assert len(held) == 2 and all(held.values()), f"clients did not reach both processes: {held}"
-        new = Alert("fan-out-1", "VOLUME_SPIKE", "MEDIUM", "AAPL", 190.0, 2.0, 9.0, "t-fan", time.time(),
-                    "whale", "SELL", 18.0)
+        new = Alert(alert_id="fan-out-1", alert_type="VOLUME_SPIKE", severity="MEDIUM", symbol="AAPL",
+                    price=190.0, reference=2.0, deviation=9.0, trade_id="t-fan", ts=time.time(),
+                    message="whale", side="SELL", quantity=18.0)
         market_data.publish_alert(servers, new, history=False)
 
         def got_it() -> int:

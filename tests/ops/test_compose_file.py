@@ -29,7 +29,7 @@ PREFLIGHT = "preflight"
 SECRETS = ("POSTGRES_PASSWORD", "REDIS_PASSWORD", "GRAFANA_ADMIN_PASSWORD", "STOCKIT_ADMIN_PASSWORD",
            "STOCKIT_SECRET_KEY", "STOCKIT_METRICS_TOKEN")
 
-# Host ports fixed by SPEC §5 (and the Kafka listener for clients on the host).
+# Host ports the README's table of services promises (and the Kafka listener for clients on the host).
 SPEC_HOST_PORTS = {
     "kafka-ui": {8080: 8090},
     "timescaledb": {5432: 5433},

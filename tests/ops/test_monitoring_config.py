@@ -17,7 +17,7 @@ SERVICES = COMPOSE["services"]
 PROMETHEUS = opsfiles.load_yaml(opsfiles.PROMETHEUS_CONFIG)
 REQUIRED_ALERTS = {"WorkerDown", "ConsumerLagGrowing", "DeadLetterRecords", "NoTrades",
                    "WebhookDeliveriesFailing"}
-# What the pipeline dashboard must show (issue 4), as a metric each topic needs.
+# What the pipeline dashboard must show (README, monitoring), as a metric each topic needs.
 DASHBOARD_TOPICS = {
     "throughput by symbol": "processor_trades_total",
     "produce latency percentiles": "producer_latency_seconds_bucket",

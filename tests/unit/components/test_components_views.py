@@ -5,8 +5,9 @@ import io
 import pytest
 
 from components.alerts import alert_feed, alert_table_rows, alerts_csv, breaker_panel, deviation_text
-from components.candles import anchored_vwap, candlestick_figure, merge_open_candle
-from components.format import fmt_pct, fmt_price, fmt_qty, fmt_time, price_decimals, to_epoch
+from components.candles import candlestick_figure
+from components.format import (fmt_pct, fmt_price, fmt_qty, fmt_time, price_decimals, to_epoch, window_label,
+                               window_words)
 from components.tape import sparkline, trade_tape
 from components.whales import merge_whales, whale_card, whale_grid
 
@@ -27,22 +28,15 @@ def test_fmt002_quantities_percentages_times():
     assert price_decimals(float("nan")) == 2
 
 
+@pytest.mark.parametrize("seconds, label, words", [(30, "30s", "30-second"), (60, "1m", "1-minute"),
+                                                   (300, "5m", "5-minute"), (900, "15m", "15-minute"),
+                                                   (90, "90s", "90-second"), (3600, "1h", "1-hour")])
+def test_fmt003_candle_sizes_as_traders_write_them(seconds, label, words):
+    assert window_label(seconds) == label and window_words(seconds) == words
+
+
 def candle(start, o, h, low, c, v, vwap):
     return {"window_start": start, "open": o, "high": h, "low": low, "close": c, "volume": v, "vwap": vwap}
-
-
-def test_cndl001_open_candle_appended_only_when_newer():
-    final = [candle("2026-01-01T00:00:00Z", 1, 2, 1, 2, 10, 1.5)]
-    newer = candle("2026-01-01T00:01:00Z", 2, 3, 2, 3, 5, 2.5)
-    assert merge_open_candle(final, newer)[-1]["is_open"] is True
-    assert merge_open_candle(final, final[0]) == final
-    assert merge_open_candle(final, None) == final
-    assert len(merge_open_candle([], newer)) == 1
-
-
-def test_cndl002_anchored_vwap_weights_by_volume():
-    cs = [candle("a", 0, 0, 0, 0, 10, 100.0), candle("b", 0, 0, 0, 0, 30, 104.0), candle("c", 0, 0, 0, 0, 0, 1.0)]
-    assert anchored_vwap(cs) == [100.0, 103.0, 103.0]
 
 
 def test_cndl003_figure_has_candles_vwap_volume_and_keeps_zoom():

@@ -53,7 +53,7 @@ def test_bkt004_states_continue_across_runs():
     parts = list(run_rules(trades[:2500], CANDIDATE, states))
     parts += list(run_rules(trades[2500:], CANDIDATE, states))
     assert parts == whole
-    assert set(states) == {"AAPL", "BTC-USD", "EUR-USD"}
+    assert set(states) == {("live", "AAPL"), ("live", "BTC-USD"), ("live", "EUR-USD")}
 
 
 def alert(trade_id, alert_type="PRICE_SPIKE", symbol="AAPL", ts=T0):

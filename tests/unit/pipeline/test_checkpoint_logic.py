@@ -77,9 +77,12 @@ def as_version_2(st: PartitionState) -> bytes:
 
 
 def test_cklg005_a_version_2_checkpoint_continues_as_the_default_source():
-    trades = [Trade(f"t{i}", ("AAPL", "MSFT")[i % 2], 100.0 + (i % 7) * 0.25 + (12.0 if i == 61 else 0.0),
-                    1.0 + i % 3 + (40.0 if i == 70 else 0.0), "BUY", "X", 1_700_000_000.0 + i * 7.0)
-             for i in range(90)]
+    def trade(i):  # a jump at #61, a whale at #70
+        price = 100.0 + (i % 7) * 0.25 + (12.0 if i == 61 else 0.0)
+        quantity = 1.0 + i % 3 + (40.0 if i == 70 else 0.0)
+        return Trade(f"t{i}", ("AAPL", "MSFT")[i % 2], price, quantity, "BUY", "X", 1_700_000_000.0 + i * 7.0)
+
+    trades = [trade(i) for i in range(90)]
     straight = PartitionState((60, 300), 2.0, rules())
     for t in trades:
         straight.apply(t)

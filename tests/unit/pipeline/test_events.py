@@ -156,8 +156,9 @@ def test_evt007_candle_wire_round_trip_and_field_names():
        atype=st.sampled_from(["CIRCUIT_BREAKER", "PRICE_SPIKE", "VOLUME_SPIKE"]),
        message=st.text(max_size=60))
 def test_evt008_alert_wire_round_trip(us, price, ref, dev, qty, atype, message):
-    a = Alert(alert_id_for("t-9", atype), atype, "HIGH", "MSFT", price, ref, dev, "t-9", us / 1e6, message,
-              "SELL", qty)
+    a = Alert(alert_id=alert_id_for("t-9", atype), alert_type=atype, severity="HIGH", symbol="MSFT",
+              price=price, reference=ref, deviation=dev, trade_id="t-9", ts=us / 1e6, message=message,
+              side="SELL", quantity=qty)
     wire = json.loads(a.encode())
     assert "ts" not in wire and wire["timestamp"] == iso(us / 1e6)
     assert {"alert_id", "alert_type", "severity", "symbol", "price", "reference", "deviation", "trade_id",
@@ -212,8 +213,8 @@ def test_evt020_a_trade_names_its_source_or_has_the_default_one(source, kept):
     assert ("source" in json.loads(t.encode())) is (kept != DEFAULT_SOURCE)  # the default stays off the wire
 
 
-@pytest.mark.parametrize("source", ["", "SPX", "spx daily", "-spx", "a" * (SOURCE_MAX + 1), "live\n", "spx\u0000",
-                                    "spx/daily", "é", 7, None])
+@pytest.mark.parametrize("source", ["", "SPX", "spx daily", "-spx", "a" * (SOURCE_MAX + 1), "live\n",
+                                    "spx\u0000", "spx/daily", "é", 7, None])
 def test_evt021_a_source_that_is_no_source_name_is_refused(source):
     with pytest.raises(InvalidRecord, match="source") as caught:
         Trade.decode(raw(source=source), NOW)
@@ -228,7 +229,8 @@ def test_evt022_a_source_name_says_what_one_is():
 
 
 def test_evt023_an_alert_carries_its_source_on_the_wire():
-    a = Alert(alert_id_for("t-9", "PRICE_SPIKE"), "PRICE_SPIKE", "HIGH", "SPX", 1.0, 1.0, 7.0, "t-9", NOW, "m",
+    a = Alert(alert_id=alert_id_for("t-9", "PRICE_SPIKE"), alert_type="PRICE_SPIKE", severity="HIGH",
+              symbol="SPX", price=1.0, reference=1.0, deviation=7.0, trade_id="t-9", ts=NOW, message="m",
               source="spx-daily")
     wire = json.loads(a.encode())
     assert wire["source"] == "spx-daily" and Alert.decode(a.encode()) == a

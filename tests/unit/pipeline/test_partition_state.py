@@ -335,7 +335,8 @@ HISTORY = "index-history"
 
 def as_history(trades, shift=DAYS_BACK):
     """The same trades as a replay of old history: its own source, ids and (much older) times."""
-    return [trade(f"h{t.trade_id}", t.symbol, t.ts - shift, t.price, t.quantity, t.side, HISTORY) for t in trades]
+    return [trade(f"h{t.trade_id}", t.symbol, t.ts - shift, t.price, t.quantity, t.side, HISTORY)
+            for t in trades]
 
 
 @st.composite
@@ -376,7 +377,8 @@ def test_pst021_old_history_first_seen_after_live_trades_is_not_late():
     s.apply(trade(1, "AAPL", T0))
     s.apply(trade(2, "AAPL", T0 + 120))
     day = 86400.0 * (T0 // 86400.0 - 3000)
-    closes = [trade(10 + d, "SPX", day + d * 86400.0 + 75600.0, 2000.0 + d, 1.0, source=HISTORY) for d in range(5)]
+    closes = [trade(10 + d, "SPX", day + d * 86400.0 + 75600.0, 2000.0 + d, 1.0, source=HISTORY)
+              for d in range(5)]
     assert [s.apply(t) for t in closes] == [True] * 5
     assert s.counters["late"] == 0
     candles, _ = s.drain()
@@ -465,7 +467,8 @@ def test_pst031_the_pause_is_the_same_alert_whichever_way_it_became_due():
     by_lull.tick(DEFAULT_SOURCE, 14.0)
     assert by_lull.drain()[1] == []
     by_lull.tick(DEFAULT_SOURCE, 15.0)
-    pauses = [[a for a in s.drain()[1] if a.alert_type == "TRADING_PAUSE"] for s in (by_own_trade, by_clock, by_lull)]
+    pauses = [[a for a in s.drain()[1] if a.alert_type == "TRADING_PAUSE"]
+              for s in (by_own_trade, by_clock, by_lull)]
     assert pauses[0] == pauses[1] == pauses[2] and len(pauses[0]) == 1
 
 

@@ -16,7 +16,7 @@ def trade(price=100.0, qty=10.0, symbol="AAPL", trade_id="t-1", side="BUY"):
 
 
 def evaluate(t, n=20, price=100.0, qty=10.0, ruleset=None):
-    """The alerts ``t`` raises after ``n`` trades of ``price`` and ``qty`` under ``ruleset`` (default: seed)."""
+    """The alerts ``t`` raises after ``n`` trades of ``price`` and ``qty`` under ``ruleset`` (or seed)."""
     ruleset = ruleset or seed_ruleset(DEFAULT)
     state = ruleset.new_state()
     for i in range(n):
@@ -111,8 +111,9 @@ def test_rul007_asset_class(symbol, cls):
     assert asset_class(symbol) == cls
 
 
-BOOK = rulebook_from(DEFAULT, {"crypto": {"spike_pct": 8.0, "breaker_pct": 20.0}, "BTC-USD": {"spike_pct": 12.0},
-                               "TSLA": {"volume_multiple": 5.0}, "fx": {"min_history": 50}})
+BOOK = rulebook_from(DEFAULT, {"crypto": {"spike_pct": 8.0, "breaker_pct": 20.0},
+                               "BTC-USD": {"spike_pct": 12.0}, "TSLA": {"volume_multiple": 5.0},
+                               "fx": {"min_history": 50}})
 
 
 def params_of(symbol):
