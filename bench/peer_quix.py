@@ -55,7 +55,8 @@ from pipeline.events import parse_iso  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402
 
 from rss import PeakRss  # noqa: E402  (bench/rss.py)
-from throughput import bench_servers, checkpointed, fresh_topics, publish, spawn_processor  # noqa: E402
+from throughput import (bench_servers, checkpointed, empty_history, fresh_topics, publish,  # noqa: E402
+                        spawn_processor)
 
 QUIX_VERSION = "3.28.1"
 QUIX_APP = Path(__file__).resolve().parent / "quix_app.py"
@@ -143,13 +144,6 @@ def timed_run(proc: subprocess.Popen, processed: Callable[[], int], trades: int,
             proc.kill()
             proc.wait()
     return Run(seconds, rss.peak_mb)
-
-
-def empty_history(settings: Settings) -> None:
-    """Empty the tables the processor fills (only on a database this benchmark started)."""
-    with psycopg2.connect(settings.database_url) as conn, conn.cursor() as cur:
-        cur.execute("TRUNCATE trades, candles, alerts, outbox")
-    conn.close()
 
 
 def run_ours(settings: Settings, trades: int, group: str, timeout: float) -> Run:
@@ -277,13 +271,15 @@ def main() -> int:
     ap.add_argument("--quix-guarantee", default="at-least-once", choices=("at-least-once", "exactly-once"),
                     help="Quix's processing guarantee (its default: at-least-once)")
     ap.add_argument("--timeout", type=float, default=1800, help="seconds one run may take")
+    ap.add_argument("--empty-history", action="store_true", help="empty the history tables before each of "
+                                                                 "our runs even in a database not started here")
     args = ap.parse_args()
     if args.rounds < 1 or args.trades < 1:
         ap.error("--trades and --rounds must be positive")
 
     python = quix_python(args.quix_venv)
     with bench_servers("stockit-peer-") as (settings, started):
-        own_database = any(s.name == "postgres" for s in started)
+        own_database = args.empty_history or any(s.name == "postgres" for s in started)
         settings = fresh_topics(settings)
         tag = uuid.uuid4().hex[:6]
         state_root = Path(tempfile.mkdtemp(prefix="stockit-peer-quix-state-"))

@@ -34,6 +34,7 @@ from pipeline.idleness import CatchUp
 from pipeline.outage import POSTGRES, Availability, Stopped, retry_delay
 from pipeline.partition_state import PartitionState
 from pipeline.settings import Settings
+from pipeline.trade_batch import TradeRows
 
 logger = logging.getLogger(__name__)
 MAX_BACKOFF = 30.0  # seconds between tries while the database is unavailable
@@ -49,7 +50,7 @@ class PartitionSlot:
     next_offset: Optional[int]  # None: no checkpoint and nothing consumed yet
     catch_up: CatchUp
     dirty: bool = False
-    rows: list = field(default_factory=list)         # (trade, late)
+    rows: TradeRows = field(default_factory=TradeRows)  # trades and whether each was late
     candles: list = field(default_factory=list)
     alerts: list = field(default_factory=list)
     deadletters: list = field(default_factory=list)  # (key, value) for the dead-letter topic
@@ -59,7 +60,7 @@ class PartitionSlot:
         state, sources = self.state.checkpoint()
         work = PartitionWork(self.partition, self.epoch, self.next_offset, state, sources, self.rows,
                              self.candles, self.alerts, self.deadletters)
-        self.rows, self.candles, self.alerts, self.deadletters = [], [], [], []
+        self.rows, self.candles, self.alerts, self.deadletters = TradeRows(), [], [], []
         self.dirty = False
         return work
 
@@ -71,7 +72,7 @@ class PartitionWork:
     next_offset: Optional[int]
     state: bytes
     sources: dict[str, bytes]  # trade source -> its state, for the sources changed since the last checkpoint
-    rows: list
+    rows: TradeRows
     candles: list
     alerts: list
     deadletters: list
@@ -132,7 +133,7 @@ class CheckpointWriter:
             outbox: list[tuple] = []
             if isolate:
                 for x in mine:
-                    bad = (_isolate(cur, lambda c, rows: w.insert_trades(c, rows, again=True), x.rows)
+                    bad = (_isolate(cur, lambda c, rows: w.insert_trades(c, rows, again=True), x.rows.pairs())
                            + _isolate(cur, w.insert_candles, x.candles)
                            + _isolate(cur, w.insert_alerts, x.alerts))
                     result.rejected += len(bad)
@@ -142,7 +143,7 @@ class CheckpointWriter:
                     x.candles = [c for c in x.candles if id(c) not in dropped]
                     x.alerts = [a for a in x.alerts if id(a) not in dropped]
             else:
-                rows = [r for x in mine for r in x.rows]
+                rows = TradeRows.concat(x.rows for x in mine)
                 if rows:
                     w.insert_trades(cur, rows)
                 candles = [c for x in mine for c in x.candles]

@@ -60,6 +60,10 @@ def producer_config(s: Settings, **extra) -> dict:
 
 
 def consumer_config(s: Settings, group_id: str, **extra) -> dict:
+    # Prefetch bounded by bytes, not by a count of records per partition: memory does not grow with the
+    # backlog (librdkafka may overshoot the queue by one fetch).
+    queue_kb = max(1024, s.consumer_queue_kbytes)
+    fetch = max(1 << 20, queue_kb * 1024 // 4)
     return {
         **client_config(s),
         "group.id": group_id,
@@ -67,9 +71,9 @@ def consumer_config(s: Settings, group_id: str, **extra) -> dict:
         "enable.auto.offset.store": False,
         "auto.offset.reset": "earliest",
         "isolation.level": "read_committed",
-        "fetch.max.bytes": 52428800,
-        "max.partition.fetch.bytes": 10485760,
-        "queued.min.messages": 200000,
+        "fetch.max.bytes": fetch,
+        "max.partition.fetch.bytes": max(1 << 20, fetch // 4),
+        "queued.max.messages.kbytes": queue_kb,
         "session.timeout.ms": 15000,
         "max.poll.interval.ms": 300000,
         **extra,

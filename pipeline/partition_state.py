@@ -27,10 +27,13 @@ import math
 from typing import Iterable, Mapping, Optional, Union
 
 import msgspec
+import numpy as np
 
 from pipeline.events import Alert, Candle, Trade
+from pipeline.fold import fold_source
 from pipeline.rulesets.book import RuleBook, RuleSet, SymbolRules
-from pipeline.windows import SymbolWindows, WindowsSnapshot, check_sizes
+from pipeline.trade_batch import TradeColumns
+from pipeline.windows import SymbolWindows, WindowsSnapshot, check_sizes, running_sums
 
 logger = logging.getLogger(__name__)
 _DAY = 86400.0
@@ -117,6 +120,29 @@ class Ticker:
             self.low = price
         self.volume += quantity
         self.count += 1
+
+    def add_many(self, ts: np.ndarray, price: np.ndarray, quantity: np.ndarray) -> None:
+        """``add`` of each trade in this (arrival) order, at once."""
+        day = ts - ts % _DAY
+        before = np.maximum.accumulate(np.concatenate(((self.day,), day)))[:-1]  # newest day before each
+        resets = np.flatnonzero(day > before)
+        if resets.size:  # a new day: its first trade opens it, the day's figures restart there
+            r = int(resets[-1])
+            self.day, self.day_open = float(day[r]), float(price[r])
+            self.high, self.low = float(price[r:].max()), float(price[r:].min())
+            volume = np.concatenate(((0.0,), quantity[r:]))
+        else:
+            self.high, self.low = max(self.high, float(price.max())), min(self.low, float(price.min()))
+            volume = np.concatenate(((self.volume,), quantity))
+        self.volume = float(running_sums(volume[None, :])[0])
+        newest = np.maximum.accumulate(np.concatenate(((self.ts,), ts)))[:-1]
+        taken = np.flatnonzero(ts >= newest)  # the trades that became the last price, in order
+        if taken.size:
+            last = int(taken[-1])
+            before_last = float(price[taken[-2]]) if taken.size > 1 else self.price
+            self.prev_price = before_last or float(price[last])
+            self.price, self.ts = float(price[last]), float(ts[last])
+        self.count += len(ts)
 
     def snapshot(self, symbol: str) -> dict:
         change = self.price - self.day_open
@@ -304,6 +330,20 @@ class SourceState:
         return src
 
 
+class BatchResult:
+    """What ``apply_batch`` did: the late rows, and each (source, symbol)'s rows folded in (arrival order)."""
+
+    __slots__ = ("late", "kept")
+
+    def __init__(self):
+        self.late: list[int] = []
+        self.kept: dict[tuple[str, str], list[int]] = {}
+
+
+def _first(item: tuple) -> tuple:
+    return item[0]
+
+
 class PartitionState:
     """The sources of one partition, and the partition's count of invalid records."""
 
@@ -318,10 +358,49 @@ class PartitionState:
 
     def apply(self, trade: Trade) -> bool:
         """Fold one trade into its source. Returns False when it is late (stored, counted, not folded in)."""
-        src = self.sources.get(trade.source)
+        return self._source(trade.source).apply(trade)
+
+    def _source(self, name: str) -> SourceState:
+        src = self.sources.get(name)
         if src is None:
-            src = self.sources[trade.source] = SourceState(trade.source, self)
-        return src.apply(trade)
+            src = self.sources[name] = SourceState(name, self)
+        return src
+
+    def apply_batch(self, cols: TradeColumns, rows: list[int]) -> BatchResult:
+        """Fold the trades at ``rows`` of ``cols`` (arrival order), exactly as ``apply`` of each in turn:
+        per source at once (``pipeline.fold``), or trade by trade when timed rules make order matter."""
+        result = BatchResult()
+        source_of, symbol_of = cols.source, cols.symbol
+        if self.rules.timed:
+            for r in rows:
+                if self.apply(cols.trade(r)):
+                    result.kept.setdefault((source_of[r], symbol_of[r]), []).append(r)
+                else:
+                    result.late.append(r)
+            return result
+        names = set(map(source_of.__getitem__, rows))
+        by_source: dict[str, list[int]] = {}
+        if len(names) == 1:
+            by_source[names.pop()] = rows
+        else:
+            for r in rows:
+                by_source.setdefault(source_of[r], []).append(r)
+        candles, alerts = [], []
+        for name, source_rows in by_source.items():
+            done = fold_source(self._source(name), cols, source_rows)
+            candles += done.candles
+            alerts += done.alerts
+            result.late += done.late
+            for sym, run in done.runs.items():
+                if run.rows:
+                    result.kept[(name, sym)] = run.rows
+        alerts.sort(key=_first)  # in the order trade-by-trade folding raises them
+        if len(by_source) > 1:  # interleave the sources' candles and late rows the same way
+            candles.sort(key=_first)
+            result.late.sort()
+        self.candles += [c for _, c in candles]
+        self.alerts += [a for _, a in alerts]
+        return result
 
     def count_invalid(self) -> None:
         """A record of this partition that is not a valid trade."""

@@ -1,13 +1,14 @@
 """The stream processor worker: raw-trades -> candles, alerts, Redis and PostgreSQL, exactly once.
 
-Wiring only.  Per batch: decode and validate each record (``Trade.decode``; invalid ones are
-dead-lettered with their reason), fold valid trades into their partition's state
-(``partition_state``: an event-time clock per source of trades, the rule sets of
-``rulesets.config.rulebook_from_settings``), let the wall clock move on the sources that are truly
-idle (``idleness``), show the live source's trades in Redis (``live_view``; replays are not shown).
-The partitions owned, their fenced checkpoints and offset commits are ``assignment`` +
-``checkpoint``; delivery of candles, alerts and dead letters to Kafka is ``outbox``.  A crash at
-any point loses no trade, duplicates none, and recomputes the same candles.
+Wiring only.  Per batch: decode and validate every record at once (``trade_batch.decode_batch``,
+exactly ``Trade.decode`` per record; invalid ones are dead-lettered with their reason), fold each
+partition's valid trades into its state at once (``PartitionState.apply_batch``: an event-time
+clock per source of trades, the rule sets of ``rulesets.config.rulebook_from_settings``), let the
+wall clock move on the sources that are truly idle (``idleness``), show the live source's trades in
+Redis (``live_view``; replays are not shown).  The partitions owned, their fenced checkpoints and
+offset commits are ``assignment`` + ``checkpoint``; delivery of candles, alerts and dead letters to
+Kafka is ``outbox``.  A crash at any point loses no trade, duplicates none, and recomputes the same
+candles.
 """
 from __future__ import annotations
 
@@ -16,12 +17,13 @@ import threading
 import time
 from typing import Callable, Optional
 
+import numpy as np
 import orjson
 
 from pipeline import kafka_io, speed_layer
 from pipeline.assignment import Assignment
 from pipeline.checkpoint import PartitionSlot
-from pipeline.events import Alert, Candle, InvalidRecord, Trade, iso
+from pipeline.events import Alert, Candle, Trade, iso
 from pipeline.latency import LatencyWindow
 from pipeline.live_view import LiveView
 from pipeline.metrics import ProcessorMetrics
@@ -31,6 +33,7 @@ from pipeline.rulesets.book import RuleBook
 from pipeline.rulesets.config import rulebook_from_settings
 from pipeline.settings import Settings
 from pipeline.speed_layer import TRADES_KEPT
+from pipeline.trade_batch import decode_batch
 
 logger = logging.getLogger(__name__)
 
@@ -151,45 +154,57 @@ class Processor:
         return len(msgs)
 
     def _fold(self, msgs: list, now: float) -> Batch:
-        """Decode each record and fold it into its partition's state (the per-trade hot path)."""
+        """Decode the batch at once and fold each partition's trades at once (the hot path)."""
         b = Batch(len(msgs))
+        if not msgs:
+            return b
         slots = self.partitions.slots
-        max_future, max_bytes, live = self.s.max_future_seconds, self.s.max_record_bytes, self.live_source
-        per_symbol, last_by_symbol, tape, touched = b.per_symbol, b.last_by_symbol, b.tape, b.touched
-        for msg in msgs:
-            slot = slots.get(msg.partition())
-            if slot is None:  # not ours (any more, or not claimed yet)
-                continue
-            slot.next_offset = msg.offset() + 1
-            slot.dirty = True
-            touched.add(slot)
-            try:
-                trade = Trade.decode(msg.value(), now, max_future, max_bytes=max_bytes)
-            except InvalidRecord as exc:
-                slot.state.count_invalid()
-                slot.deadletters.append(deadletter_record(msg, exc.reason, exc.kind))
-                self.metrics.deadletter.labels(exc.kind).inc()
-                continue
-            fresh = slot.state.apply(trade)
-            slot.rows.append((trade, not fresh))
-            sym = trade.symbol
-            per_symbol[sym] = per_symbol.get(sym, 0) + 1
-            if not fresh:
-                b.late += 1
-                key = (trade.source, sym)
+        partition_of = [m.partition() for m in msgs]
+        for p, last in dict(zip(partition_of, [m.offset() for m in msgs])).items():
+            slot = slots.get(p)
+            if slot is not None:
+                slot.next_offset = last + 1
+                slot.dirty = True
+                b.touched.add(slot)
+        if not b.touched:
+            return b
+        if len(b.touched) < len(set(partition_of)):  # records of partitions not ours (any more, or not yet)
+            msgs = [m for m, p in zip(msgs, partition_of) if p in slots]
+            partition_of = [m.partition() for m in msgs]
+        cols, positions, invalid = decode_batch([m.value() for m in msgs], now, self.s.max_future_seconds,
+                                                max_bytes=self.s.max_record_bytes)
+        for pos, exc in invalid:
+            slot = slots[partition_of[pos]]
+            slot.state.count_invalid()
+            slot.deadletters.append(deadletter_record(msgs[pos], exc.reason, exc.kind))
+            self.metrics.deadletter.labels(exc.kind).inc()
+        b.valid = len(cols)
+        if not b.valid:
+            return b
+        row_partition = np.array(partition_of)[positions] if invalid else np.array(partition_of)
+        owners = np.unique(row_partition)
+        live, symbol_of = self.live_source, cols.symbol
+        shown: dict[str, list[int]] = {}
+        for p in owners.tolist():
+            rows = list(range(len(cols))) if len(owners) == 1 else np.flatnonzero(row_partition == p).tolist()
+            slot = slots[p]
+            done = slot.state.apply_batch(cols, rows)
+            slot.rows.add(cols, rows, done.late)
+            b.late += len(done.late)
+            for r in done.late:
+                sym = symbol_of[r]
+                b.per_symbol[sym] = b.per_symbol.get(sym, 0) + 1
+                key = (cols.source[r], sym)
                 b.late_by_key[key] = b.late_by_key.get(key, 0) + 1
-                continue
-            if trade.source != live:
-                continue
-            last_by_symbol[sym] = (trade, slot)
-            lst = tape.get(sym)
-            if lst is None:
-                tape[sym] = [trade]
-            else:
-                lst.append(trade)
-                if len(lst) > 2 * TRADES_KEPT:
-                    del lst[:-TRADES_KEPT]
-        b.valid = sum(per_symbol.values())
+            for (source, sym), kept in done.kept.items():
+                b.per_symbol[sym] = b.per_symbol.get(sym, 0) + len(kept)
+                if source == live:
+                    shown.setdefault(sym, []).append((kept, slot))
+        for sym, parts in shown.items():  # the live source's newest trades of each symbol, in arrival order
+            _, slot = max((kept[-1], slot) for kept, slot in parts)
+            newest = sorted(r for kept, _ in parts for r in kept[-TRADES_KEPT:])[-TRADES_KEPT:]
+            b.tape[sym] = [cols.trade(r) for r in newest]
+            b.last_by_symbol[sym] = (b.tape[sym][-1], slot)
         return b
 
     def _heartbeat(self) -> dict:

@@ -7,9 +7,10 @@ the watermark has passed.  Which watermark to use is the caller's decision (see
 """
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Iterable, Optional
 
 import msgspec
+import numpy as np
 
 from pipeline.events import DEFAULT_SOURCE, Candle
 
@@ -90,6 +91,23 @@ class CandleAccumulator:
             self.sell_volume += quantity
         self.count += 1
 
+    def merge(self, ts: np.ndarray, price: np.ndarray, sums: np.ndarray) -> None:
+        """Fold many trades in at once, exactly as ``add`` one by one in this (arrival) order: ``sums`` are
+        the window's volume, pv, buy and sell volume after them (``running_sums`` from its own)."""
+        hi, lo = float(price.max()), float(price.min())
+        if self.count == 0:
+            self.high, self.low = hi, lo
+        else:
+            self.high, self.low = max(self.high, hi), min(self.low, lo)
+        first = int(ts.argmin())  # open: the earliest time, the first to arrive among equals
+        if ts[first] < self.open_ts:
+            self.open_ts, self.open = float(ts[first]), float(price[first])
+        last = len(ts) - 1 - int(ts[::-1].argmax())  # close: the latest time, the last to arrive among equals
+        if ts[last] >= self.close_ts:
+            self.close_ts, self.close = float(ts[last]), float(price[last])
+        self.volume, self.pv, self.buy_volume, self.sell_volume = sums.tolist()
+        self.count += len(ts)
+
     @property
     def vwap(self) -> float:
         v = self.pv / self.volume
@@ -145,20 +163,65 @@ class SymbolWindows:
                 acc = windows[start] = CandleAccumulator(self.symbol, size, start, self.source)
             acc.add(ts, price, quantity, is_buy)
 
-    def finalize(self, watermark: float) -> list[Candle]:
-        """Close every window whose end + grace <= watermark, oldest first."""
+    def add_many(self, ts: np.ndarray, price: np.ndarray, quantity: np.ndarray, is_buy: np.ndarray) -> None:
+        """``add`` of each trade in this (arrival) order, at once: sums accumulate in the same order."""
+        groups: list[tuple[CandleAccumulator, Optional[np.ndarray]]] = []
+        for size in self.sizes:
+            starts = ts - ts % size
+            windows = self.open[size]
+            if starts[0] == starts[-1] and (starts == starts[0]).all():
+                picks = [(float(starts[0]), None)]
+            else:  # in order of first arrival, as ``add`` creates them
+                values, first = np.unique(starts, return_index=True)
+                picks = [(float(values[j]), starts == values[j]) for j in np.argsort(first, kind="stable")]
+            for start, pick in picks:
+                acc = windows.get(start)
+                if acc is None:
+                    acc = windows[start] = CandleAccumulator(self.symbol, size, start, self.source)
+                groups.append((acc, pick))
+        notional = price * quantity
+        buys = np.where(is_buy, quantity, 0.0)
+        sells = np.where(is_buy, 0.0, quantity)
+        lanes = np.zeros((4 * len(groups), len(ts) + 1))
+        for g, (acc, pick) in enumerate(groups):
+            lane = lanes[4 * g:4 * g + 4]
+            lane[:, 0] = (acc.volume, acc.pv, acc.buy_volume, acc.sell_volume)
+            if pick is None:
+                lane[0, 1:], lane[1, 1:], lane[2, 1:], lane[3, 1:] = quantity, notional, buys, sells
+            else:
+                k = int(pick.sum()) + 1
+                lane[0, 1:k], lane[1, 1:k], lane[2, 1:k], lane[3, 1:k] = \
+                    quantity[pick], notional[pick], buys[pick], sells[pick]
+        sums = running_sums(lanes)
+        for g, (acc, pick) in enumerate(groups):
+            if pick is None:
+                acc.merge(ts, price, sums[4 * g:4 * g + 4])
+            else:
+                acc.merge(ts[pick], price[pick], sums[4 * g:4 * g + 4])
+
+    def advance(self, watermark: float) -> list[tuple[int, float]]:
+        """Move how far each size is final to what ``watermark`` makes final; (size, through) of each
+        size that moved."""
         horizon = watermark - self.grace
-        out: list[Candle] = []
+        moved = []
         for size in self.sizes:
             # Every window of this size that ends by the horizon is final, even an empty one.
             through = horizon - (horizon % size)
-            if through <= self.closed_through[size]:
-                continue
-            self.closed_through[size] = through
-            windows = self.open[size]
-            for start in sorted(windows):
-                if start + size <= through:
-                    out.append(windows.pop(start).to_candle())
+            if through > self.closed_through[size]:
+                self.closed_through[size] = through
+                moved.append((size, through))
+        return moved
+
+    def pop_final(self, size: int, through: float) -> list[Candle]:
+        """The open windows of ``size`` ending by ``through``, oldest first, as candles (no longer open)."""
+        windows = self.open[size]
+        return [windows.pop(start).to_candle() for start in sorted(windows) if start + size <= through]
+
+    def finalize(self, watermark: float) -> list[Candle]:
+        """Close every window whose end + grace <= watermark, oldest first."""
+        out: list[Candle] = []
+        for size, through in self.advance(watermark):
+            out += self.pop_final(size, through)
         return out
 
     def current(self) -> list[Candle]:
@@ -186,3 +249,10 @@ class SymbolWindows:
             w.open[size] = {a.start: CandleAccumulator.from_state(symbol, size, a, source)
                             for a in state.open.get(size, ())}
         return w
+
+
+def running_sums(lanes: np.ndarray) -> np.ndarray:
+    """Per row, its first value plus each next one added in order, one rounding per addition — what
+    ``total += x`` in a loop gives (``np.cumsum`` accumulates sequentially; ``np.sum`` does not).  Zeros
+    padding a row leave it unchanged (its sums are never -0.0)."""
+    return np.cumsum(lanes, axis=1)[:, -1]

@@ -15,44 +15,31 @@ import socket
 import threading
 from contextlib import contextmanager
 from datetime import datetime, timezone
-from typing import Iterable, Iterator, Optional, Sequence
+from typing import Iterator, Optional, Sequence
 
 import msgspec
+import numpy as np
 import orjson
 import psycopg2
+import psycopg2.errors
 import psycopg2.extras
 
 from pipeline.events import Alert, Candle, Trade
 from pipeline.history import connect
+from pipeline.history.trade_copy import COPY_COLUMNS, binary_copy
+from pipeline.trade_batch import TradeRows
 
 logger = logging.getLogger(__name__)
 UTC = timezone.utc
 
 STAGE_DDL = """
 CREATE TEMP TABLE IF NOT EXISTS trades_stage (
-    trade_id text, symbol text, price float8, quantity float8, side text, exchange text,
-    trader_id text, sequence bigint, ts float8, late boolean, source text
+    price float8, quantity float8, ts timestamptz, late boolean, sequence bigint, trade_id text, symbol text,
+    side text, exchange text, trader_id text, source text
 ) ON COMMIT DELETE ROWS
 """
-_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-
-
-def _text(value: Optional[str]) -> str:
-    if value is None:
-        return "\\N"
-    return value.translate(_ESCAPES) if ("\\" in value or "\t" in value or "\n" in value or "\r" in value) else value
-
-
-def trades_copy_buffer(rows: Iterable[tuple[Trade, bool]]) -> io.StringIO:
-    """COPY text of (trade, late) rows for the staging table."""
-    lines = []
-    append = lines.append
-    null = "\\N"
-    for t, late in rows:
-        seq = null if t.sequence is None else t.sequence
-        append(f"{_text(t.trade_id)}\t{t.symbol}\t{t.price!r}\t{t.quantity!r}\t{t.side}\t{_text(t.exchange)}\t"
-               f"{_text(t.trader_id)}\t{seq}\t{t.ts!r}\t{'t' if late else 'f'}\t{t.source}\n")
-    return io.StringIO("".join(lines))
+_COLUMNS = ", ".join(COPY_COLUMNS)
+COPY_CHUNK = 1 << 20  # bytes handed to the server per write
 
 
 CANDLE_INSERT = """INSERT INTO candles (symbol, window_seconds, window_start, window_end, open, high, low,
@@ -91,6 +78,7 @@ class HistoryWriter:
         self.application_name = application_name
         self._conn = None
         self._months: list[tuple[float, float]] = []  # month ranges known to have a partition
+        self._conflicted = False  # the last direct COPY of trades met a row already stored
 
     # --- connection --------------------------------------------------------------------------
     @property
@@ -135,37 +123,50 @@ class HistoryWriter:
             timer.cancel()
 
     # --- rows ----------------------------------------------------------------------------------
-    def insert_trades(self, cur, trades: Sequence[tuple[Trade, bool]], again: bool = False) -> None:
-        cur.copy_expert("COPY trades_stage FROM STDIN", trades_copy_buffer(trades))
-        if self._needs_partitions(trades):
-            cur.execute("""SELECT stockit_ensure_trade_partitions(ARRAY(
-                               SELECT DISTINCT date_trunc('month', to_timestamp(ts) AT TIME ZONE 'UTC')
-                                      AT TIME ZONE 'UTC' FROM trades_stage))""")
-            cur.execute("SELECT DISTINCT extract(epoch FROM date_trunc('month', to_timestamp(ts) "
-                        "AT TIME ZONE 'UTC') AT TIME ZONE 'UTC')::float8 FROM trades_stage")
-            for (start,) in cur.fetchall():
-                rng = _month(start + 1)
-                if rng not in self._months:
-                    self._months.append(rng)
-            self._months.sort(key=lambda r: -r[0])  # newest month first: the common case
-        cur.execute("""INSERT INTO trades (trade_id, symbol, price, quantity, side, exchange, trader_id,
-                                           sequence, ts, late, source)
-                       SELECT trade_id, symbol, price, quantity, side, exchange, trader_id, sequence,
-                              to_timestamp(ts), late, source FROM trades_stage
-                       ON CONFLICT DO NOTHING""")
+    def insert_trades(self, cur, trades: "Sequence[tuple[Trade, bool]] | TradeRows",
+                      again: bool = False) -> None:
+        """Store (trade, late) rows; a trade id already stored at the same time is skipped.
+
+        Binary COPY straight into ``trades`` under a savepoint; when a row is already there (a trade
+        published twice, a replay repeated) that COPY fails on the key and the rows go through the
+        staging table with ``ON CONFLICT DO NOTHING`` instead, as they also do the flush after such a
+        conflict and when ``again`` (more trades follow in this transaction: rows being isolated)."""
+        cols, late = TradeRows.of(trades).columns()
+        if not len(cols):
+            return
+        data = binary_copy(cols, late)
+        self._ensure_partitions(cur, cols.ts)
+        if not again and not self._conflicted:
+            cur.execute("SAVEPOINT trades_direct")
+            try:
+                cur.copy_expert(f"COPY trades ({_COLUMNS}) FROM STDIN WITH (FORMAT binary)", io.BytesIO(data),
+                                size=COPY_CHUNK)
+                cur.execute("RELEASE SAVEPOINT trades_direct")
+                return
+            except psycopg2.errors.UniqueViolation:
+                cur.execute("ROLLBACK TO SAVEPOINT trades_direct")
+                self._conflicted = True
+        else:
+            self._conflicted = False  # the next flush tries the direct way again
+        cur.copy_expert(f"COPY trades_stage ({_COLUMNS}) FROM STDIN WITH (FORMAT binary)", io.BytesIO(data),
+                        size=COPY_CHUNK)
+        cur.execute(f"INSERT INTO trades ({_COLUMNS}) SELECT {_COLUMNS} FROM trades_stage "
+                    "ON CONFLICT DO NOTHING")
         if again:  # more trades follow in this transaction (the stage empties itself only on commit)
             cur.execute("DELETE FROM trades_stage")
 
-    def _needs_partitions(self, trades: Sequence[tuple[Trade, bool]]) -> bool:
-        months = self._months
-        for t, _ in trades:
-            ts = t.ts
-            for lo, hi in months:
-                if lo <= ts < hi:
-                    break
-            else:
-                return True
-        return False
+    def _ensure_partitions(self, cur, ts: np.ndarray) -> None:
+        """Create the monthly partitions of ``trades`` these event times need (once per month and process)."""
+        low, high = float(ts.min()), float(ts.max())
+        if any(lo <= low and high < hi for lo, hi in self._months):
+            return
+        months = {_month(float(day) * 86400.0) for day in np.unique(ts // 86400.0)}
+        missing = sorted(m for m in months if m not in self._months)
+        if missing:
+            cur.execute("SELECT stockit_ensure_trade_partitions(%s::timestamptz[])",
+                        ([datetime.fromtimestamp(lo, UTC) for lo, _ in missing],))
+            self._months += missing
+            self._months.sort(key=lambda r: -r[0])  # newest month first: the common case
 
     @staticmethod
     def insert_candles(cur, candles: Sequence[Candle]) -> None:

@@ -142,6 +142,8 @@ class RuleBook:
         if "default" not in self.assign:
             raise ValueError("assign.default: missing (the rule set of symbols not assigned otherwise)")
         self._cache: dict[str, RuleSet] = {}
+        # Some rule set raises alerts without a trade (what is due feeds back into event time).
+        self.timed = any(rs.timed for rs in self.rulesets.values())
 
     def for_symbol(self, symbol: str) -> RuleSet:
         ruleset = self._cache.get(symbol)

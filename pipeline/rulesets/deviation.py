@@ -8,10 +8,12 @@ from __future__ import annotations
 import logging
 from typing import Optional
 
+import numpy as np
+
 from pipeline.alert_types import CIRCUIT_BREAKER, PRICE_SPIKE, VOLUME_SPIKE
 from pipeline.events import Alert, Trade
 from pipeline.rulesets.base import RuleParams, alert_on
-from pipeline.rulesets.window import RollingWindow, WindowRule
+from pipeline.rulesets.window import RollingWindow, WindowRule, WindowSteps
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +91,14 @@ class PriceDeviationRule(WindowRule):
     def check(self, trade: Trade, window: RollingWindow) -> Optional[Alert]:
         return price_deviation_alert(trade, window.mean, self.params.spike_pct, self.params.breaker_pct)
 
+    def values_of(self, price: np.ndarray, quantity: np.ndarray) -> np.ndarray:
+        return price
+
+    def candidates(self, steps: WindowSteps, price: np.ndarray, quantity: np.ndarray) -> np.ndarray:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ref = steps.totals / steps.counts
+            return (ref > 0) & (np.abs((price - ref) / ref * 100.0) > self.params.spike_pct)
+
 
 class VolumeMultipleRule(WindowRule):
     """VOLUME_SPIKE: quantity against a multiple of the mean of the symbol's last N trade sizes."""
@@ -102,3 +112,11 @@ class VolumeMultipleRule(WindowRule):
 
     def check(self, trade: Trade, window: RollingWindow) -> Optional[Alert]:
         return volume_multiple_alert(trade, window.mean, self.params.volume_multiple)
+
+    def values_of(self, price: np.ndarray, quantity: np.ndarray) -> np.ndarray:
+        return quantity
+
+    def candidates(self, steps: WindowSteps, price: np.ndarray, quantity: np.ndarray) -> np.ndarray:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ref = steps.totals / steps.counts
+            return (ref > 0) & (quantity / ref > self.params.volume_multiple)

@@ -18,10 +18,12 @@ import logging
 import math
 from typing import Optional
 
+import numpy as np
+
 from pipeline.alert_types import VOLUME_SPIKE
 from pipeline.events import Alert, Trade
 from pipeline.rulesets.base import RuleParams, alert_on
-from pipeline.rulesets.window import RollingWindow, WindowRule
+from pipeline.rulesets.window import RollingWindow, WindowRule, WindowSteps
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +51,16 @@ class AdaptiveWhaleRule(WindowRule):
 
     def value_of(self, trade: Trade) -> float:
         return math.log(trade.quantity)
+
+    def values_of(self, price: np.ndarray, quantity: np.ndarray) -> np.ndarray:
+        return np.fromiter(map(math.log, quantity.tolist()), float, len(quantity))  # math.log, as value_of
+
+    def candidates(self, steps: WindowSteps, price: np.ndarray, quantity: np.ndarray) -> np.ndarray:
+        # A whale is at least min_multiple times the typical size; NumPy's exp may differ from math.exp in
+        # the last place, so the margin keeps every trade ``check`` could flag.
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            typical = np.exp(steps.totals / steps.counts)
+            return quantity >= typical * (self.params.min_multiple * (1 - 1e-9))
 
     def check(self, trade: Trade, window: RollingWindow) -> Optional[Alert]:
         p = self.params

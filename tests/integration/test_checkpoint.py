@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry
 
 from pipeline import kafka_io
 from pipeline.checkpoint import PartitionSlot
-from pipeline.events import Trade
+from pipeline.events import DEFAULT_SOURCE, Trade
 from pipeline.history.writer import HistoryWriter
 from pipeline.idleness import CatchUp
 from pipeline.live_view import LiveView
@@ -217,7 +217,7 @@ def test_ckpt006_redis_back_gets_the_whole_current_picture(fast):
         slots[p] = PartitionSlot(p, 1, st, 1, CatchUp(3.0))
     metrics = ProcessorMetrics(registry=CollectorRegistry())
     dead = redis.Redis(port=1, socket_connect_timeout=0.5)
-    view = LiveView(dead, metrics)
+    view = LiveView(dead, metrics, DEFAULT_SOURCE)
     nothing_new = dict(last_by_symbol={}, tape={}, candles=[], alerts=[], touched=[])
     view.update(slots=slots, heartbeat={"ts": 1.0}, **nothing_new)
     assert view.failing_since is not None

@@ -51,10 +51,10 @@ def test_cklg004_a_slot_hands_over_its_buffers_once():
     slot.rows.append((t, False))
     slot.next_offset, slot.dirty = 42, True
     work = slot.take()
-    assert (work.partition, work.epoch, work.next_offset, work.rows) == (3, 7, 42, [(t, False)])
+    assert (work.partition, work.epoch, work.next_offset, work.rows.pairs()) == (3, 7, 42, [(t, False)])
     assert set(work.sources) == {DEFAULT_SOURCE}
     assert PartitionState.from_bytes(work.state, work.sources, (60,), 2.0, rules()).counters["trades"] == 1
-    assert (slot.rows, slot.dirty) == ([], False)
+    assert (slot.rows.pairs(), slot.dirty) == ([], False)
     slot.next_offset, slot.dirty = 43, True  # a record that was no trade: the source's state is not rewritten
     assert slot.take().sources == {}
 
