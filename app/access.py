@@ -15,7 +15,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 
 logger = logging.getLogger(__name__)
 
-# viewer: read everything; operator: also acknowledge (and later snooze/annotate) alerts;
+# viewer: read everything; operator: also acknowledge, snooze and annotate alerts, and start backtests;
 # admin: also manage users and tokens.  Each role may do all that the roles before it may.
 VIEWER, OPERATOR, ADMIN = "viewer", "operator", "admin"
 ROLES = (VIEWER, OPERATOR, ADMIN)
