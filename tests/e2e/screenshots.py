@@ -1,6 +1,6 @@
 """The README's screenshots: the browser tests write them under build/screenshots/; this copies them to docs/.
 
-    python -m pytest tests/e2e -k "wtch001 or scan001 or whal001 or alrt001"   # take them
+    python -m pytest tests/e2e -k "wtch001 or scan001 or whal001 or alrt001 or bkt001 or qual001 or lcyc001"   # take them
     python -m tests.e2e.screenshots --update-docs                               # publish them
 
 Only the screenshots README.md shows (``docs/screenshot-*.png``) are copied.  Without ``--update-docs``
