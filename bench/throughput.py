@@ -128,7 +128,7 @@ def spawn_processor(settings: Settings, profile: bool | str = False, metrics_por
     """``profile``: True or 'cprofile' runs it under cProfile (PROFILE + tag + .prof); ``code``: the checkout
     whose processor runs (default: this one)."""
     env = {**os.environ, **settings.to_env(), "STOCKIT_PROCESSOR_METRICS_PORT": str(metrics_port),
-           "STOCKIT_LOG_LEVEL": "WARNING"}
+           "STOCKIT_LOG_LEVEL": os.environ.get("BENCH_PROCESSOR_LOG_LEVEL", "WARNING")}
     if code is not None:
         env["PYTHONPATH"] = str(code)
         return subprocess.Popen([sys.executable, "-m", "pipeline.cli", "processor"], env=env, cwd=code)

@@ -73,7 +73,7 @@ class Settings:
                                      "trades stamped further ahead of the wall clock are invalid")
     max_record_bytes: int = _env("STOCKIT_MAX_RECORD_BYTES", 65536,
                                  "raw-trades records larger than this are invalid")
-    consumer_queue_kbytes: int = _env("STOCKIT_CONSUMER_QUEUE_KBYTES", 16384,
+    consumer_queue_kbytes: int = _env("STOCKIT_CONSUMER_QUEUE_KBYTES", 8192,
                                       "kilobytes of records a consumer fetches ahead (bounds its memory, "
                                       "whatever the backlog; one fetch is at most a quarter of it)")
 
