@@ -32,7 +32,9 @@ def ws(web, path: str) -> simple_websocket.Client:
                                            headers={"Cookie": cookie_header(web.user)})
 
 
-def receive(client, timeout=5.0) -> dict:
+def receive(client, timeout=15.0) -> dict:
+    """The next message; the timeout is generous (a web process answering its first stream on a busy
+    machine may take seconds), as it only costs time when the message never comes."""
     raw = client.receive(timeout=timeout)
     assert raw is not None, "no message in time"
     return json.loads(raw)
