@@ -58,9 +58,6 @@ from pipeline.stack.supervisor import start_servers  # noqa: E402
 from rss import PeakRss  # noqa: E402  (bench/rss.py)
 
 PROFILE = Path(tempfile.gettempdir()) / "stockit-processor"
-# linger.ms of the latency phase's producer: 0 makes a request per trade, which on a co-located broker queues
-# inside the producer at 50k trades/s (seconds of "latency" before the processor sees a record).
-LATENCY_LINGER_MS = float(os.environ.get("BENCH_LINGER_MS", "2"))
 
 
 def publish(settings: Settings, n: int, rate: float = 0.0, stop: threading.Event | None = None,
@@ -87,10 +84,10 @@ def publish(settings: Settings, n: int, rate: float = 0.0, stop: threading.Event
     return time.time() - start
 
 
-def publish_live(settings: Settings, n: int, rate: float) -> float:
+def publish_live(settings: Settings, n: int, rate: float, linger_ms: float) -> float:
     """Publish n trades at ``rate``/s, each stamped with the clock when it is handed to the producer: the
     trades are made beforehand, only the time is written at publication (so a fast rate is kept)."""
-    producer = kafka_io.make_producer(settings, **{"linger.ms": LATENCY_LINGER_MS})
+    producer = kafka_io.make_producer(settings, **{"linger.ms": linger_ms})
     sim = MarketSimulator(settings.symbol_list, seed=43, event_rate=0.001)
     marker = "2000-01-01T00:00:00.000000Z"
     made = [sim.next_trade(946684800.0)[0] for _ in range(min(n, 50_000))]
@@ -128,7 +125,7 @@ def spawn_processor(settings: Settings, profile: bool | str = False, metrics_por
     """``profile``: True or 'cprofile' runs it under cProfile (PROFILE + tag + .prof); ``code``: the checkout
     whose processor runs (default: this one)."""
     env = {**os.environ, **settings.to_env(), "STOCKIT_PROCESSOR_METRICS_PORT": str(metrics_port),
-           "STOCKIT_LOG_LEVEL": os.environ.get("BENCH_PROCESSOR_LOG_LEVEL", "WARNING")}
+           "STOCKIT_LOG_LEVEL": "WARNING"}
     if code is not None:
         env["PYTHONPATH"] = str(code)
         return subprocess.Popen([sys.executable, "-m", "pipeline.cli", "processor"], env=env, cwd=code)
@@ -344,7 +341,7 @@ def print_pyspy(path: Path, top: int = 30) -> None:
         print(f"  {100 * n / total:7.1f} {100 * inclusive[name] / total:7.1f}  {name}")
 
 
-def latency(settings: Settings, rate: float, seconds: float) -> list[float]:
+def latency(settings: Settings, rate: float, seconds: float, linger_ms: float) -> list[float]:
     client = redis.Redis.from_url(settings.redis_url)
     samples: list[float] = []
     stop = threading.Event()
@@ -363,7 +360,7 @@ def latency(settings: Settings, rate: float, seconds: float) -> list[float]:
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    publish_live(settings, int(rate * seconds), rate)
+    publish_live(settings, int(rate * seconds), rate, linger_ms)
     time.sleep(0.5)
     stop.set()
     sampler.join()
@@ -376,6 +373,9 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=1, help="throughput runs over the same trades (medians)")
     ap.add_argument("--processors", type=int, default=1, help="processor processes in one group")
     ap.add_argument("--rates", default="5000,50000", help="trades/s of the latency phases ('' for none)")
+    ap.add_argument("--latency-linger-ms", type=float, default=2.0,
+                    help="linger.ms of the latency phases' producer (0 sends a request per trade, which on a "
+                         "co-located broker queues inside the producer at 50k trades/s)")
     ap.add_argument("--latency-seconds", type=float, default=15, help="length of each latency phase")
     ap.add_argument("--event-span", type=float, default=0.0,
                     help="seconds of event time the trades are spread over, ending now (0: stamped at publication)")
@@ -430,7 +430,7 @@ def main() -> int:
         results = []
         for rate in [float(r) for r in args.rates.split(",") if r.strip()]:
             before = sum(tree_cpu(p.pid) for p in latency_procs)
-            samples = latency(settings, rate, args.latency_seconds)
+            samples = latency(settings, rate, args.latency_seconds, args.latency_linger_ms)
             busy = (sum(tree_cpu(p.pid) for p in latency_procs) - before) / args.latency_seconds
             results.append((rate, samples, busy))
         stop_processors(latency_procs)
@@ -463,7 +463,7 @@ def main() -> int:
                   f"{len(candles[args.processors])} with {args.processors}: {'identical' if same else 'DIFFERENT'}")
         for rate, samples, busy in results:
             if samples:
-                print(f"latency publication (producer linger.ms {LATENCY_LINGER_MS:g}) -> Redis at {rate:,.0f} "
+                print(f"latency publication (producer linger.ms {args.latency_linger_ms:g}) -> Redis at {rate:,.0f} "
                       f"trades/s: p50 {percentile(samples, 50) * 1000:.1f} ms, p99 {percentile(samples, 99) * 1000:.1f} ms, mean {statistics.mean(samples) * 1000:.1f} ms "
                       f"({len(samples)} samples); processor busy {busy * 100:.0f} % of a core")
         threads = main_runs[0].threads

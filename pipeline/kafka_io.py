@@ -66,7 +66,7 @@ def consumer_config(s: Settings, group_id: str, **extra) -> dict:
     # Prefetch bounded by bytes, not by a count of records per partition: memory does not grow with the
     # backlog (librdkafka may overshoot the queue by one fetch).  Once the queue is full librdkafka waits
     # fetch.queue.backoff.ms before it asks again; at its default (1 s) a processor empties an 8-16 MiB
-    # queue well before that and then starves (a third of its time, bench/throughput.py): ask again soon.
+    # queue well before that and then starves (~45 % of its time, bench/throughput.py): ask again soon.
     queue_kb = max(1024, s.consumer_queue_kbytes)
     fetch = max(1 << 20, queue_kb * 1024 // 4)
     return {

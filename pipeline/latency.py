@@ -21,18 +21,26 @@ def percentile(sorted_values: list[float], q: float) -> Optional[float]:
 class LatencyWindow:
     """Samples (seconds) of the last ``seconds`` of the clock, at most ``cap`` of them."""
 
-    def __init__(self, seconds: float = 60.0, cap: int = 5000):
+    def __init__(self, seconds: float = 60.0, cap: int = 5000, refresh: float = 0.0):
+        """``refresh``: a summary is reused for this long (sorting ``cap`` samples at every call of a hot
+        loop is what it saves)."""
         self.seconds = seconds
+        self.refresh = refresh
         self.samples: deque[tuple[float, float]] = deque(maxlen=cap)
+        self._summary: Optional[tuple[float, dict]] = None  # (when, summary)
 
     def add(self, value: float, now: float) -> None:
         self.samples.append((now, value))
 
     def summary(self, now: float) -> dict:
-        """{"n", "p50", "p95", "max"} over the samples of the last ``seconds`` (values rounded to 0.1 ms)."""
+        """{"n", "p50", "p95", "max"} over the samples of the last ``seconds`` (values rounded to 0.1 ms),
+        as of at most ``refresh`` seconds ago."""
+        if self._summary is not None and now - self._summary[0] < self.refresh:
+            return self._summary[1]
         while self.samples and self.samples[0][0] < now - self.seconds:
             self.samples.popleft()
-        return summarise([v for _, v in self.samples])
+        self._summary = (now, summarise([v for _, v in self.samples]))
+        return self._summary[1]
 
 
 def summarise(values: Iterable[float]) -> dict:

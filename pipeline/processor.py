@@ -12,7 +12,6 @@ candles.
 """
 from __future__ import annotations
 
-import math
 import logging
 import threading
 import time
@@ -37,8 +36,8 @@ from pipeline.speed_layer import TRADES_KEPT
 from pipeline.trade_batch import decode_batch
 
 logger = logging.getLogger(__name__)
-# Seconds between two summaries of the latency windows in the heartbeat (sorting their samples at every
-# batch took half of the processor's time at 5k trades/s).
+# Seconds a latency summary in the heartbeat is reused (sorting the samples at every batch took half of
+# the processor's time at 5k trades/s).
 LATENCY_SUMMARY_EVERY = 1.0
 
 
@@ -92,9 +91,8 @@ class Processor:
         self.consumer: Optional[kafka_io.BatchConsumer] = None
         self.processed = 0
         # Recent latencies per stage, shown in the heartbeat (the data-quality page reads them from Redis).
-        self.latency = {"event_to_processor": LatencyWindow(), "processor_to_redis": LatencyWindow()}
-        self._latency_summary: dict = {}
-        self._latency_summarised = -math.inf
+        self.latency = {stage: LatencyWindow(refresh=LATENCY_SUMMARY_EVERY)
+                        for stage in ("event_to_processor", "processor_to_redis")}
 
     # --- lifecycle -------------------------------------------------------------------------------
     def open(self) -> None:
@@ -215,12 +213,9 @@ class Processor:
 
     def _heartbeat(self) -> dict:
         mono = time.monotonic()
-        if mono - self._latency_summarised >= LATENCY_SUMMARY_EVERY:
-            self._latency_summary = {stage: w.summary(mono) for stage, w in self.latency.items()}
-            self._latency_summarised = mono
         return {"ts": self.clock(), "processed": self.processed, "partitions": sorted(self.partitions.slots),
                 "database_unavailable_since": self.partitions.database_down_since,
-                "latency": self._latency_summary}
+                "latency": {stage: w.summary(mono) for stage, w in self.latency.items()}}
 
     def _observe(self, b: Batch, started: float) -> None:
         m = self.metrics

@@ -24,3 +24,12 @@ def test_lat002_summary_of_the_last_window():
     assert w.summary(now=1000.0) == {"n": 0, "p50": None, "p95": None, "max": None}
     assert summarise([0.12345678]) == {"n": 1, "p50": 0.1235, "p95": 0.1235, "max": 0.1235}
     assert percentile([], 0.5) is None
+
+
+def test_lat003_a_summary_is_reused_for_refresh_seconds_of_the_clock():
+    w = LatencyWindow(seconds=60, refresh=1.0)
+    w.add(0.010, 100.0)
+    first = w.summary(100.0)
+    w.add(0.500, 100.5)
+    assert w.summary(100.9) == first == {"n": 1, "p50": 0.01, "p95": 0.01, "max": 0.01}
+    assert w.summary(101.0)["n"] == 2 and w.summary(101.0)["max"] == 0.5
